@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -122,6 +123,13 @@ static const char *const migrations[] = {
     "  etag TEXT NOT NULL,"
     "  checksum TEXT,"
     "  PRIMARY KEY(object_id, part_number)) WITHOUT ROWID;",
+    /* 1 -> 2: the change feed (libstore.h, store_changes_since) */
+    "CREATE TABLE change("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  kind INTEGER NOT NULL,"
+    "  bucket TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  at_ns INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -152,6 +160,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_OBJ_DELETE_ROW] = "DELETE FROM object WHERE id = ?1",
     [ST_EXT_OF] = "SELECT chunk FROM extent WHERE cid = ?1 AND chunk IS NOT NULL",
     [ST_EXT_DELETE] = "DELETE FROM extent WHERE cid = ?1",
+    [ST_CHANGE_ADD] = "INSERT INTO change(kind, bucket, key, at_ns)"
+                      " VALUES(?1, ?2, ?3, ?4)",
 };
 
 /* ------------------------------------------------------------------ */
@@ -836,7 +846,7 @@ static int bucket_create_fn(store *s, conn *c, void *arg) {
     return store__err(STORE_ERR_BUCKET_EXISTS, "bucket %s already exists",
                       a->name);
   if (src != SQLITE_DONE) return store__sqlerr(c->db, src, "bucket create");
-  return STORE_OK;
+  return store__change(c, STORE_CHANGE_BUCKET, a->name, "");
 }
 
 int store_bucket_create(store *s, const char *name, const char *owner) {
@@ -869,7 +879,9 @@ static int bucket_delete_fn(store *s, conn *c, void *arg) {
   char sql[64];
   snprintf(sql, sizeof sql, "DELETE FROM bucket WHERE id = %lld",
            (long long)id);
-  return exec(c, sql);
+  rc = exec(c, sql);
+  if (!rc) rc = store__change(c, STORE_CHANGE_BUCKET, a->name, "");
+  return rc;
 }
 
 int store_bucket_delete(store *s, const char *name) {
@@ -1021,4 +1033,135 @@ int store_bucket_tags_get(store *s, const char *name, store_kv **tags,
   }
   store__conn_put(s, c);
   return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Change feed                                                         */
+/* ------------------------------------------------------------------ */
+#define CHANGE_KEEP 100000
+#define CHANGE_KEEP_NS (3600LL * 1000000000)
+
+int store__change(conn *c, int kind, const char *bucket, const char *key) {
+  sqlite3_stmt *st = store__stmt(c, ST_CHANGE_ADD);
+  if (!st) return STORE_ERR_IO;
+  int64_t now = store__now_ns();
+  sqlite3_bind_int(st, 1, kind);
+  sqlite3_bind_text(st, 2, bucket ? bucket : "", -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, key ? key : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, now);
+  int rc = store__step_done(c, st, "change feed");
+  sqlite3_reset(st);
+  if (rc) return rc;
+  int64_t seq = sqlite3_last_insert_rowid(c->db);
+  if ((seq & 1023) == 0) {
+    /* Prune now and then, keeping both the last CHANGE_KEEP records and
+     * the last hour. */
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM change WHERE seq <= %lld AND at_ns < %lld",
+             (long long)(seq - CHANGE_KEEP), (long long)(now - CHANGE_KEEP_NS));
+    int src = sqlite3_exec(c->db, sql, 0, 0, 0);
+    if (src != SQLITE_OK) return store__sqlerr(c->db, src, "change prune");
+  }
+  return STORE_OK;
+}
+
+int store_changes_head(store *s, uint64_t *seq) {
+  store__clear_err();
+  *seq = 0;
+  conn *c;
+  int rc = store__conn_get(s, &c);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+                         " WHERE name = 'change'), 0)",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "change head");
+  } else {
+    if (sqlite3_step(st) == SQLITE_ROW) *seq = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  store__conn_put(s, c);
+  return rc;
+}
+
+int store_changes_since(store *s, uint64_t after, uint32_t max,
+                        store_change **out, size_t *n, int *lost) {
+  store__clear_err();
+  *out = NULL;
+  *n = 0;
+  if (lost) *lost = 0;
+  if (!max || max > 1000) max = 1000;
+  conn *c;
+  int rc = store__conn_get(s, &c);
+  if (rc) return rc;
+  sqlite3_exec(c->db, "BEGIN", 0, 0, 0);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db,
+                         "SELECT min(seq), coalesce((SELECT seq FROM"
+                         " sqlite_sequence WHERE name = 'change'), 0)"
+                         " FROM change",
+                         -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW && lost) {
+      uint64_t head = (uint64_t)sqlite3_column_int64(st, 1);
+      bool empty = sqlite3_column_type(st, 0) == SQLITE_NULL;
+      uint64_t lo = empty ? head + 1 : (uint64_t)sqlite3_column_int64(st, 0);
+      if (head > after && lo > after + 1) *lost = 1;
+    }
+    sqlite3_finalize(st);
+  }
+  store_change *list = calloc(max, sizeof *list);
+  if (!list) rc = STORE_ERR_NOMEM;
+  if (!rc && sqlite3_prepare_v2(c->db,
+                                "SELECT seq, kind, bucket, key FROM change"
+                                " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                                -1, &st, NULL) != SQLITE_OK)
+    rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "changes");
+  if (!rc) {
+    sqlite3_bind_int64(st, 1, (int64_t)after);
+    sqlite3_bind_int(st, 2, (int)max);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      store_change *ch = &list[*n];
+      ch->seq = (uint64_t)sqlite3_column_int64(st, 0);
+      ch->kind = sqlite3_column_int(st, 1);
+      snprintf(ch->bucket, sizeof ch->bucket, "%s",
+               (const char *)sqlite3_column_text(st, 2));
+      ch->key = strdup((const char *)sqlite3_column_text(st, 3));
+      if (!ch->key) {
+        rc = STORE_ERR_NOMEM;
+        break;
+      }
+      (*n)++;
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_exec(c->db, "COMMIT", 0, 0, 0);
+  store__conn_put(s, c);
+  if (rc) {
+    store_changes_free(list, *n);
+    *n = 0;
+    return rc;
+  }
+  *out = list;
+  return STORE_OK;
+}
+
+void store_changes_free(store_change *c, size_t n) {
+  if (!c) return;
+  for (size_t i = 0; i < n; i++) free(c[i].key);
+  free(c);
+}
+
+int store_space_get(store *s, store_space *out) {
+  store__clear_err();
+  memset(out, 0, sizeof *out);
+  struct statvfs v;
+  if (statvfs(s->dir, &v) != 0) return store__errno(errno, s->dir);
+  out->total_bytes = (uint64_t)v.f_blocks * v.f_frsize;
+  out->free_bytes = (uint64_t)v.f_bfree * v.f_frsize;
+  out->avail_bytes = (uint64_t)v.f_bavail * v.f_frsize;
+  out->total_files = v.f_files;
+  out->free_files = v.f_ffree;
+  return STORE_OK;
 }

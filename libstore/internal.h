@@ -98,6 +98,7 @@ enum stmt_id {
   ST_OBJ_DELETE_ROW,
   ST_EXT_OF,
   ST_EXT_DELETE,
+  ST_CHANGE_ADD,
   ST__COUNT
 };
 
@@ -158,6 +159,9 @@ int store__bucket_id(conn *c, const char *name, int64_t *id);
 int store__step_done(conn *c, sqlite3_stmt *st, const char *what);
 void *store__buf_get(store *s);
 void store__buf_put(store *s, void *buf);
+
+/* Append to the change feed, inside the transaction making the change. */
+int store__change(conn *c, int kind, const char *bucket, const char *key);
 
 /* Chunk reference counting, inside a transaction. */
 int store__chunk_ref(conn *c, const uint8_t id[HASH_LEN], int64_t delta);

@@ -453,6 +453,43 @@ int store_mpu_parts(store *s, const char *bucket, const char *key,
 void store_part_info_free(store_part_info *p, size_t n);
 
 /* ------------------------------------------------------------------ */
+/* Change feed: how one process learns what others changed.           */
+/* ------------------------------------------------------------------ */
+/* Every committed change to the namespace appends a record (in the same
+ * transaction as the change).  fusefs polls it to invalidate the kernel's
+ * caches when s3d or storectl change something.  Records are kept for a
+ * while (at least the last 100,000 and the last hour) and then pruned. */
+enum store_change_kind {
+  STORE_CHANGE_PUT = 1,     /* key created or replaced (data or attrs) */
+  STORE_CHANGE_DELETE,      /* key removed */
+  STORE_CHANGE_PREFIX,      /* every key under `key` (a prefix) changed */
+  STORE_CHANGE_BUCKET,      /* bucket created or deleted (key is "") */
+};
+
+typedef struct store_change {
+  uint64_t seq;
+  int kind;
+  char bucket[STORE_BUCKET_NAME_MAX + 1];
+  char *key;
+} store_change;
+
+/* The newest sequence number (0 for an empty feed). */
+int store_changes_head(store *s, uint64_t *seq);
+/* Changes with seq > after, oldest first, at most max (0 = 1000).
+ * *lost is set when records after `after` were already pruned: the
+ * caller must then treat everything as changed. */
+int store_changes_since(store *s, uint64_t after, uint32_t max,
+                        store_change **out, size_t *n, int *lost);
+void store_changes_free(store_change *c, size_t n);
+
+/* Capacity of the filesystem holding the store (for statfs). */
+typedef struct store_space {
+  uint64_t total_bytes, free_bytes, avail_bytes;
+  uint64_t total_files, free_files;
+} store_space;
+int store_space_get(store *s, store_space *out);
+
+/* ------------------------------------------------------------------ */
 /* Maintenance: statistics, garbage collection, verification.         */
 /* ------------------------------------------------------------------ */
 typedef struct store_stats {

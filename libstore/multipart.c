@@ -350,6 +350,7 @@ static int complete_fn(store *s, conn *c, void *arg) {
   sqlite3_finalize(op);
   /* Parts not named are discarded; the upload ends. */
   if (!rc) rc = drop_parts(c, a->upload_id, pids, a->n);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PUT, a->bucket, a->key);
   if (!rc) {
     snprintf(a->etag, sizeof a->etag, "%s", etag);
     if (a->out) {

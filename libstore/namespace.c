@@ -107,7 +107,9 @@ static int delete_fn(store *s, conn *c, void *arg) {
   int64_t oid;
   int rc = store__find_object(c, a->bucket, a->key, NULL, &oid, NULL);
   if (rc) return rc;
-  return store__object_row_delete(c, oid);
+  rc = store__object_row_delete(c, oid);
+  if (!rc) rc = store__change(c, STORE_CHANGE_DELETE, a->bucket, a->key);
+  return rc;
 }
 
 int store_delete(store *s, const char *bucket, const char *key) {
@@ -294,6 +296,7 @@ static int copy_fn(store *s, conn *c, void *arg) {
   free(meta);
   free(headers);
   free(tags);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PUT, a->db, a->dk);
   if (!rc) {
     snprintf(a->etag, sizeof a->etag, "%s", src.etag);
     a->ino = self ? cur_ino : (uint64_t)nid;
@@ -349,6 +352,8 @@ static int rename_fn(store *s, conn *c, void *arg) {
   sqlite3_bind_text(st, 2, a->key2, -1, SQLITE_STATIC);
   rc = store__step_done(c, st, "rename");
   sqlite3_finalize(st);
+  if (!rc) rc = store__change(c, STORE_CHANGE_DELETE, a->bucket, a->key);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PUT, a->bucket, a->key2);
   return rc;
 }
 
@@ -412,6 +417,8 @@ static int rename_prefix_fn(store *s, conn *c, void *arg) {
   if (!rc) a->count = (uint64_t)sqlite3_changes(c->db);
   if (!rc && a->count == 0)
     rc = store__err(STORE_ERR_NO_KEY, "nothing under %s", a->key);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PREFIX, a->bucket, a->key);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PREFIX, a->bucket, a->key2);
 out:
   sqlite3_finalize(st);
   free(src_end);
@@ -510,6 +517,7 @@ store_it:
   rc = store__step_done(c, st, "attributes");
   sqlite3_finalize(st);
   free(blob);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PUT, a->bucket, a->key);
   return rc;
 }
 

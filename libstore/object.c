@@ -1232,6 +1232,7 @@ static int commit_object_fn(store *s, conn *c, void *arg) {
   free(headers);
   free(tags);
   if (!rc) rc = writer_store_extents(s, c, w, a->new_id);
+  if (!rc) rc = store__change(c, STORE_CHANGE_PUT, w->bucket, w->key);
   if (!rc) a->ino = ino ? ino : (uint64_t)a->new_id;
   return rc;
 }
