@@ -393,6 +393,14 @@ typedef struct store_part_ref {
 int store_mpu_complete(store *s, const char *bucket, const char *key,
                        const char *upload_id, const store_part_ref *parts,
                        size_t n, store_object_info *out);
+/* The same with options: opts->checksum (with checksum_algo and
+ * checksum_composite) is stored on the object, and opts->if_none_match_star
+ * / opts->if_match are checked atomically against the current object.
+ * Other fields of opts are ignored (the upload's attributes are used). */
+int store_mpu_complete_ex(store *s, const char *bucket, const char *key,
+                          const char *upload_id, const store_part_ref *parts,
+                          size_t n, const store_put_opts *opts,
+                          store_object_info *out);
 int store_mpu_abort(store *s, const char *bucket, const char *key,
                     const char *upload_id);
 /* The attributes recorded when the upload was created. */

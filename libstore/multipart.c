@@ -32,6 +32,7 @@ int store__insert_object(conn *c, int64_t bid, const char *key, uint64_t ino,
 struct mpu_args {
   const char *bucket, *key, *upload_id;
   const store_put_opts *opts;
+  const store_put_opts *copts; /* completion options */
   const store_part_ref *parts;
   size_t n;
   char id[STORE_UPLOAD_ID_MAX];
@@ -298,7 +299,7 @@ static int complete_fn(store *s, conn *c, void *arg) {
     char hex[33];
     store_hex(d, 16, hex);
     snprintf(etag, sizeof etag, "%s-%zu", hex, a->n);
-    rc = store__check_conditions(c, bid, a->key, NULL, &cur, NULL);
+    rc = store__check_conditions(c, bid, a->key, a->copts, &cur, NULL);
   }
   if (!rc && cur) rc = store__object_row_delete(c, cur);
   char *meta = NULL, *headers = NULL, *tags = NULL;
@@ -310,7 +311,11 @@ static int complete_fn(store *s, conn *c, void *arg) {
   if (!rc)
     rc = store__insert_object(c, bid, a->key, 0, total, etag, a->mtime_ns,
                               (uint32_t)a->n, up.content_type, meta, ml,
-                              headers, hl, tags, tl, up.checksum_algo, NULL, 0,
+                              headers, hl, tags, tl,
+                              a->copts && a->copts->checksum
+                                  ? a->copts->checksum_algo : up.checksum_algo,
+                              a->copts ? a->copts->checksum : NULL,
+                              a->copts ? a->copts->checksum_composite : 0,
                               NULL, store__mode_from_meta(up.meta, up.n_meta),
                               &nid);
   free(meta);
@@ -364,6 +369,11 @@ static int complete_fn(store *s, conn *c, void *arg) {
       o->ino = (uint64_t)nid;
       o->parts = (uint32_t)a->n;
       o->content_type = store__strdup(up.content_type);
+      if (a->copts && a->copts->checksum) {
+        o->checksum_algo = a->copts->checksum_algo;
+        o->checksum = store__strdup(a->copts->checksum);
+        o->checksum_composite = a->copts->checksum_composite;
+      }
     }
   }
   store_object_info_free(&up);
@@ -377,6 +387,13 @@ static int complete_fn(store *s, conn *c, void *arg) {
 int store_mpu_complete(store *s, const char *bucket, const char *key,
                        const char *upload_id, const store_part_ref *parts,
                        size_t n, store_object_info *out) {
+  return store_mpu_complete_ex(s, bucket, key, upload_id, parts, n, NULL, out);
+}
+
+int store_mpu_complete_ex(store *s, const char *bucket, const char *key,
+                          const char *upload_id, const store_part_ref *parts,
+                          size_t n, const store_put_opts *opts,
+                          store_object_info *out) {
   store__clear_err();
   if (out) memset(out, 0, sizeof *out);
   if (!upload_id || !key) return store__err(STORE_ERR_NO_UPLOAD, "no upload");
@@ -393,7 +410,7 @@ int store_mpu_complete(store *s, const char *bucket, const char *key,
                         "part numbers must ascend");
   }
   struct mpu_args a = {.bucket = bucket, .key = key, .upload_id = upload_id,
-                       .parts = parts, .n = n, .out = out};
+                       .parts = parts, .n = n, .out = out, .copts = opts};
   int rc = store__commit(s, complete_fn, &a);
   if (rc && out) store_object_info_free(out);
   return rc;
