@@ -235,6 +235,22 @@ static int hash_file(store *s, const uint8_t id[HASH_LEN], uint64_t size,
   return STORE_OK;
 }
 
+static int cmp_hash(const void *a, const void *b) {
+  return memcmp(a, b, HASH_LEN);
+}
+
+static int bad_add(uint8_t (**bad)[HASH_LEN], size_t *n, size_t *cap,
+                   const uint8_t id[HASH_LEN]) {
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 16;
+    void *nb = realloc(*bad, *cap * HASH_LEN);
+    if (!nb) return -1;
+    *bad = nb;
+  }
+  memcpy((*bad)[(*n)++], id, HASH_LEN);
+  return 0;
+}
+
 int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
                store_fsck_report *out) {
   store__clear_err();
@@ -263,7 +279,11 @@ int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
   sqlite3_exec(c->db, "BEGIN", 0, 0, 0);
   uint64_t total = (uint64_t)one_int(c, "SELECT count(*) FROM chunk", &rc);
 
-  /* 2. Every chunk against its name. */
+  /* 2. Every chunk against its name; bad ones are remembered (sorted
+   * below) so that step 4 can count the objects that use them. */
+  uint8_t (*bad)[HASH_LEN] = NULL;
+  size_t n_bad = 0, cap_bad = 0;
+  bool stopped = false;
   if (!rc && sqlite3_prepare_v2(c->db,
                                 "SELECT hash, size, data, refs FROM chunk", -1, &st,
                                 NULL) != SQLITE_OK)
@@ -283,7 +303,10 @@ int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
       int r2 = hash_file(s, id, size, buf, h, &got);
       if (r2 == STORE_ERR_CORRUPT) { /* missing file */
         /* refs = 0: GC may be removing it right now; not damage. */
-        if (sqlite3_column_int64(st, 3) > 0) rep.chunks_missing++;
+        if (sqlite3_column_int64(st, 3) > 0) {
+          rep.chunks_missing++;
+          if (bad_add(&bad, &n_bad, &cap_bad, id)) rc = STORE_ERR_NOMEM;
+        }
         rep.chunks_checked++;
         continue;
       }
@@ -294,12 +317,18 @@ int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
     }
     rep.chunks_checked++;
     rep.bytes_checked += got;
-    if (got != size || memcmp(h, id, HASH_LEN) != 0) rep.chunks_corrupt++;
+    if (got != size || memcmp(h, id, HASH_LEN) != 0) {
+      rep.chunks_corrupt++;
+      if (bad_add(&bad, &n_bad, &cap_bad, id)) rc = STORE_ERR_NOMEM;
+    }
     if (fn && (rep.chunks_checked & 63) == 0 &&
-        fn(arg, "chunks", rep.chunks_checked, total))
+        fn(arg, "chunks", rep.chunks_checked, total)) {
+      stopped = true;
       break;
+    }
   }
   sqlite3_finalize(st);
+  if (n_bad > 1) qsort(bad, n_bad, HASH_LEN, cmp_hash);
 
   /* 3. Reference counts against the extents that name each chunk, and
    * extents naming chunks that have no row. */
@@ -327,35 +356,39 @@ int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
     rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "fsck objects");
   int64_t cur = -1;
   uint64_t expect = 0, size = 0;
-  bool bad = false;
+  bool damaged = false;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
     int64_t oid = sqlite3_column_int64(st, 0);
     if (oid != cur) {
       if (cur >= 0) {
-        if (bad || expect != size) rep.objects_damaged++;
+        if (damaged || expect != size) rep.objects_damaged++;
         rep.objects_checked++;
       }
       cur = oid;
       size = (uint64_t)sqlite3_column_int64(st, 1);
       expect = 0;
-      bad = false;
+      damaged = false;
     }
     if (sqlite3_column_type(st, 2) == SQLITE_NULL) continue; /* no extents */
     uint64_t off = (uint64_t)sqlite3_column_int64(st, 2);
     uint64_t len = (uint64_t)sqlite3_column_int64(st, 3);
-    if (off != expect) bad = true;
+    if (off != expect) damaged = true;
     expect = off + len;
     if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
-      if (sqlite3_column_int(st, 7)) bad = true; /* chunk row missing */
+      if (n_bad && sqlite3_column_bytes(st, 4) == HASH_LEN &&
+          bsearch(sqlite3_column_blob(st, 4), bad, n_bad, HASH_LEN, cmp_hash))
+        damaged = true; /* uses a corrupt or missing chunk */
+      if (sqlite3_column_int(st, 7)) damaged = true; /* chunk row missing */
       else if ((uint64_t)sqlite3_column_int64(st, 5) + len >
                (uint64_t)sqlite3_column_int64(st, 6))
-        bad = true;
+        damaged = true;
     }
   }
   if (cur >= 0) {
-    if (bad || expect != size) rep.objects_damaged++;
+    if (damaged || expect != size) rep.objects_damaged++;
     rep.objects_checked++;
   }
+  free(bad);
   sqlite3_finalize(st);
   sqlite3_exec(c->db, "COMMIT", 0, 0, 0);
 
@@ -387,6 +420,7 @@ int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
   }
   if (out) *out = rep;
   if (rc) return rc;
+  if (stopped) return store__err(STORE_ERR_INVALID, "fsck stopped before the end");
   if (!rep.catalog_ok || rep.chunks_corrupt || rep.chunks_missing ||
       rep.refcount_wrong || rep.objects_damaged)
     return store__err(STORE_ERR_CORRUPT,
