@@ -182,6 +182,23 @@ int store__extents_copy(conn *c, int64_t src_cid, uint64_t off, uint64_t len,
 int store__extents_drop(conn *c, int64_t cid);
 
 /* Object rows (object.c). */
+/* Find the current object row (or a given version); info may be NULL. */
+int store__find_object(conn *c, const char *bucket, const char *key,
+                       const char *version_id, int64_t *oid,
+                       store_object_info *info);
+/* The current row of a key, checking put conditions (if-match...). */
+int store__check_conditions(conn *c, int64_t bid, const char *key,
+                            const store_put_opts *o, int64_t *cur_id,
+                            uint64_t *cur_ino);
+/* Insert a new current object row (ino 0 = take the new row id). */
+int store__insert_object(conn *c, int64_t bid, const char *key, uint64_t ino,
+                         uint64_t size, const char *etag, int64_t mtime_ns,
+                         uint32_t parts, const char *content_type,
+                         const void *meta, size_t meta_len,
+                         const void *headers, size_t headers_len,
+                         const void *tags, size_t tags_len, int ck_algo,
+                         const char *ck, int ck_comp, const char *owner,
+                         uint32_t mode, int64_t *new_id);
 int store__object_row_delete(conn *c, int64_t object_id);
 int store__info_from_row(sqlite3_stmt *st, int first, store_object_info *out);
 int store__validate_put_opts(const store_put_opts *o);

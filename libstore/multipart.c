@@ -14,20 +14,6 @@
 
 #include "internal.h"
 
-int store__find_object(conn *c, const char *bucket, const char *key,
-                       const char *version_id, int64_t *oid,
-                       store_object_info *info);
-int store__check_conditions(conn *c, int64_t bid, const char *key,
-                            const store_put_opts *o, int64_t *cur_id,
-                            uint64_t *cur_ino);
-int store__insert_object(conn *c, int64_t bid, const char *key, uint64_t ino,
-                         uint64_t size, const char *etag, int64_t mtime_ns,
-                         uint32_t parts, const char *content_type,
-                         const void *meta, size_t meta_len,
-                         const void *headers, size_t headers_len,
-                         const void *tags, size_t tags_len, int ck_algo,
-                         const char *ck, int ck_comp, const char *owner,
-                         uint32_t mode, int64_t *new_id);
 
 struct mpu_args {
   const char *bucket, *key, *upload_id;

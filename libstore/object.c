@@ -1104,10 +1104,6 @@ static const char *strip_quotes(const char *e, char *buf, size_t cap) {
 
 int store__check_conditions(conn *c, int64_t bid, const char *key,
                             const store_put_opts *o, int64_t *cur_id,
-                            uint64_t *cur_ino);
-
-int store__check_conditions(conn *c, int64_t bid, const char *key,
-                            const store_put_opts *o, int64_t *cur_id,
                             uint64_t *cur_ino) {
   char etag[STORE_ETAG_MAX] = "";
   int rc = current_row(c, bid, key, cur_id, etag, cur_ino);
@@ -1123,16 +1119,6 @@ int store__check_conditions(conn *c, int64_t bid, const char *key,
   }
   return STORE_OK;
 }
-
-/* Insert a new current object row; returns its id. */
-int store__insert_object(conn *c, int64_t bid, const char *key, uint64_t ino,
-                         uint64_t size, const char *etag, int64_t mtime_ns,
-                         uint32_t parts, const char *content_type,
-                         const void *meta, size_t meta_len,
-                         const void *headers, size_t headers_len,
-                         const void *tags, size_t tags_len, int ck_algo,
-                         const char *ck, int ck_comp, const char *owner,
-                         uint32_t mode, int64_t *new_id);
 
 int store__insert_object(conn *c, int64_t bid, const char *key, uint64_t ino,
                          uint64_t size, const char *etag, int64_t mtime_ns,
@@ -1460,11 +1446,6 @@ void store_object_info_free(store_object_info *info) {
   free(info->checksum);
   memset(info, 0, sizeof *info);
 }
-
-/* Find the object row: current, or a given version id. */
-int store__find_object(conn *c, const char *bucket, const char *key,
-                       const char *version_id, int64_t *oid,
-                       store_object_info *info);
 
 int store__find_object(conn *c, const char *bucket, const char *key,
                        const char *version_id, int64_t *oid,
