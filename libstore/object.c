@@ -359,8 +359,13 @@ static int job_submit(store_writer *w, cell *c) {
   int rc = job_collect(w);
   if (rc) return rc;
   if (!w->th_started) {
-    if (pthread_create(&w->th, NULL, flusher_main, w) != 0)
-      return chunk_out(w, c->buf, c->idx * CHUNK_SIZE, c->len);
+    if (pthread_create(&w->th, NULL, flusher_main, w) != 0) {
+      /* No thread: flush on the caller's thread instead. */
+      rc = chunk_out(w, c->buf, c->idx * CHUNK_SIZE, c->len);
+      store__buf_put(w->s, c->buf);
+      c->buf = NULL;
+      return rc;
+    }
     w->th_started = true;
   }
   pthread_mutex_lock(&w->mu);
