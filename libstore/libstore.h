@@ -299,7 +299,7 @@ int store_read(store_reader *r, void *buf, size_t n, uint64_t off, size_t *got);
 uint64_t store_reader_size(const store_reader *r);
 void store_reader_close(store_reader *r);
 
-/* Whole-object info without data (HEAD). */
+/* Whole-object info without data (HEAD); out may be NULL (existence). */
 int store_head(store *s, const char *bucket, const char *key,
                const char *version_id, store_object_info *out);
 /* Byte range of part `part_number` (1-based) of a multipart object. */

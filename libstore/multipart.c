@@ -577,10 +577,18 @@ int store_mpu_list(store *s, const char *bucket,
     sqlite3_bind_text(st, 3, km, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, um, -1, SQLITE_STATIC);
   }
+  /* A marker inside (or equal to) a common prefix: that prefix was
+   * reported already, skip every key under it. */
+  size_t skip_len = 0;
+  if (delim && !strncmp(km, prefix, pl)) {
+    const char *d = strstr(km + pl, delim);
+    if (d) skip_len = (size_t)(d - km) + strlen(delim);
+  }
   size_t cap_u = 0, cap_p = 0, count = 0;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
     const char *key = (const char *)sqlite3_column_text(st, 0);
     if (strncmp(key, prefix, pl) != 0) break; /* past the prefix range */
+    if (skip_len && !strncmp(key, km, skip_len)) continue;
     const char *d = delim ? strstr(key + pl, delim) : NULL;
     if (d) {
       size_t cl = (size_t)(d - key) + strlen(delim);

@@ -16,7 +16,7 @@
 int store_head(store *s, const char *bucket, const char *key,
                const char *version_id, store_object_info *out) {
   store__clear_err();
-  memset(out, 0, sizeof *out);
+  if (out) memset(out, 0, sizeof *out);
   conn *c;
   int rc = store__conn_get(s, &c);
   if (rc) return rc;

@@ -1553,6 +1553,22 @@ static int load_window(store_reader *r, conn *c, uint64_t off) {
   return STORE_OK;
 }
 
+/* A chunk the reader needs is gone: if its object is gone too, that is a
+ * delete (and GC) racing the read, not damage. */
+static int reader_missing(store_reader *r, conn *c, int rc) {
+  char sql[80];
+  snprintf(sql, sizeof sql, "SELECT 1 FROM object WHERE id = %lld",
+           (long long)r->oid);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) return rc;
+  bool exists = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  if (!exists)
+    return store__err(STORE_ERR_NO_KEY,
+                      "object changed while being read (deleted)");
+  return rc;
+}
+
 /* Load a whole chunk and check it against its name. */
 static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
   if (r->chave && !memcmp(r->cid, id, HASH_LEN)) return STORE_OK;
@@ -1586,6 +1602,7 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
   if (!inl) {
     int fd;
     rc = r->s->be->open(r->s, id, &fd);
+    if (rc == STORE_ERR_CORRUPT) return reader_missing(r, c, rc);
     if (rc) return rc;
     size_t got;
     rc = read_full(fd, r->cbuf, size + 1 <= CHUNK_SIZE ? size + 1 : size, 0, &got);
@@ -1645,6 +1662,7 @@ int store_read(store_reader *r, void *buf, size_t n, uint64_t off,
     } else if (r->s->cfg.skip_read_verify) {
       rc = store__read_chunk(r->s, c, e->id, e->coff + in, p + done, take,
                              &r->fd, r->fd_id);
+      if (rc == STORE_ERR_CORRUPT) rc = reader_missing(r, c, rc);
       if (rc) break;
     } else {
       rc = load_chunk(r, c, e->id);
