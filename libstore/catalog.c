@@ -130,6 +130,9 @@ static const char *const migrations[] = {
     "  bucket TEXT NOT NULL,"
     "  key TEXT NOT NULL,"
     "  at_ns INTEGER NOT NULL);",
+    /* 2 -> 3: an upload remembers whether its checksum is composite */
+    "ALTER TABLE upload ADD COLUMN checksum_composite INTEGER NOT NULL"
+    " DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -377,7 +377,9 @@ void store_list_result_free(store_list_result *r);
 /* ------------------------------------------------------------------ */
 /* Multipart uploads.                                                 */
 /* ------------------------------------------------------------------ */
-/* The opts given here are what the completed object will carry. */
+/* The opts given here are what the completed object will carry;
+ * opts->checksum_algo and checksum_composite are remembered and returned
+ * by store_mpu_head (the checksum type the parts will be checked with). */
 int store_mpu_create(store *s, const char *bucket, const char *key,
                      const store_put_opts *opts,
                      char upload_id[STORE_UPLOAD_ID_MAX]);

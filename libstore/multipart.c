@@ -47,8 +47,9 @@ static int mpu_create_fn(store *s, conn *c, void *arg) {
   if (!rc && sqlite3_prepare_v2(c->db,
                                 "INSERT INTO upload(id, bucket_id, key,"
                                 " created_ns, owner, content_type, meta,"
-                                " headers, tags, checksum_algo)"
-                                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                                " headers, tags, checksum_algo,"
+                                " checksum_composite)"
+                                " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
                                 -1, &st, NULL) != SQLITE_OK)
     rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "upload create");
   if (!rc) {
@@ -63,6 +64,7 @@ static int mpu_create_fn(store *s, conn *c, void *arg) {
     if (headers) sqlite3_bind_blob(st, 8, headers, (int)hl, SQLITE_STATIC);
     if (tags) sqlite3_bind_blob(st, 9, tags, (int)tl, SQLITE_STATIC);
     sqlite3_bind_int(st, 10, o ? o->checksum_algo : 0);
+    sqlite3_bind_int(st, 11, o ? o->checksum_composite : 0);
     rc = store__step_done(c, st, "upload create");
   }
   sqlite3_finalize(st);
@@ -98,7 +100,8 @@ static int upload_find(conn *c, const char *bucket, const char *key,
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(c->db,
                          "SELECT key, created_ns, content_type, meta, headers,"
-                         " tags, checksum_algo, owner FROM upload WHERE"
+                         " tags, checksum_algo, owner, checksum_composite"
+                         " FROM upload WHERE"
                          " id = ?1 AND bucket_id = ?2 AND key = ?3",
                          -1, &st, NULL) != SQLITE_OK)
     return store__sqlerr(c->db, sqlite3_errcode(c->db), "upload lookup");
@@ -125,6 +128,7 @@ static int upload_find(conn *c, const char *bucket, const char *key,
                               (size_t)sqlite3_column_bytes(st, 5), &info->tags,
                               &info->n_tags);
       info->checksum_algo = sqlite3_column_int(st, 6);
+      info->checksum_composite = sqlite3_column_int(st, 8);
       snprintf(info->version_id, sizeof info->version_id, "null");
     }
   } else if (src == SQLITE_DONE) {

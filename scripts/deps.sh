@@ -6,6 +6,9 @@ PKGS=(
   gcc make pkg-config meson ninja-build python3
   libsqlite3-dev sqlite3 nettle-dev libgnutls28-dev libmicrohttpd-dev
   libxml2-dev libfuse3-dev fuse3
+  # real clients for the black-box tests (aws CLI and boto3 come with the
+  # image's python3; s3cmd, rclone, s3fs, curl from Debian)
+  s3cmd rclone s3fs curl openssl procps
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps.sh: run as root (apt-get install)" >&2
@@ -22,4 +25,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "deps.sh: all ${#PKGS[@]} packages present"
+fi
+# boto3 and the aws CLI: the image's python3 has them; otherwise Debian's.
+if ! python3 -c 'import boto3' 2>/dev/null || ! command -v aws >/dev/null; then
+  echo "deps.sh: installing Debian's boto3 and aws CLI"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3-boto3 awscli >/dev/null
 fi
