@@ -133,6 +133,8 @@ static const char *const migrations[] = {
     /* 2 -> 3: an upload remembers whether its checksum is composite */
     "ALTER TABLE upload ADD COLUMN checksum_composite INTEGER NOT NULL"
     " DEFAULT 0;",
+    /* 3 -> 4: who made a change (store_origin) */
+    "ALTER TABLE change ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -163,8 +165,18 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_OBJ_DELETE_ROW] = "DELETE FROM object WHERE id = ?1",
     [ST_EXT_OF] = "SELECT chunk FROM extent WHERE cid = ?1 AND chunk IS NOT NULL",
     [ST_EXT_DELETE] = "DELETE FROM extent WHERE cid = ?1",
-    [ST_CHANGE_ADD] = "INSERT INTO change(kind, bucket, key, at_ns)"
-                      " VALUES(?1, ?2, ?3, ?4)",
+    [ST_CHANGE_ADD] = "INSERT INTO change(kind, bucket, key, at_ns, origin)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5)",
+    /* Two listing statements so that SQLite can use the prefix's upper
+     * bound in the index range when there is one. */
+    [ST_LIST_BOUNDED] =
+        "SELECT key, version_id, size, etag, mtime_ns, ino, mode, owner FROM"
+        " object WHERE bucket_id = ?1 AND key >= ?2 AND key < ?4"
+        " AND is_latest ORDER BY key LIMIT ?5",
+    [ST_LIST_OPEN] =
+        "SELECT key, version_id, size, etag, mtime_ns, ino, mode, owner FROM"
+        " object WHERE bucket_id = ?1 AND key >= ?2"
+        " AND is_latest ORDER BY key LIMIT ?5",
 };
 
 /* ------------------------------------------------------------------ */
@@ -197,6 +209,7 @@ static int conn_open(store *s, conn **out) {
     free(c);
     return rc;
   }
+  c->origin = s->origin;
   *out = c;
   return STORE_OK;
 }
@@ -345,6 +358,8 @@ int store__commit(store *s, commit_fn fn, void *arg) {
       commit_req *batch = s->queue;
       s->queue = NULL;
       s->queue_tail = &s->queue;
+  store__random(&s->origin, sizeof s->origin);
+  s->origin &= INT64_MAX; /* stored as a SQLite integer */
       pthread_mutex_unlock(&s->commit_mu);
       run_batch(s, batch);
       pthread_mutex_lock(&s->commit_mu);
@@ -576,6 +591,8 @@ int store_open(const char *dir, const store_config *cfg, store **out) {
 void store_close(store *s) { store_free(s); }
 
 const char *store_dir(const store *s) { return s ? s->dir : NULL; }
+
+uint64_t store_origin(const store *s) { return s ? s->origin : 0; }
 
 /* ------------------------------------------------------------------ */
 /* Users                                                               */
@@ -1052,6 +1069,7 @@ int store__change(conn *c, int kind, const char *bucket, const char *key) {
   sqlite3_bind_text(st, 2, bucket ? bucket : "", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, key ? key : "", -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, now);
+  sqlite3_bind_int64(st, 5, (int64_t)c->origin);
   int rc = store__step_done(c, st, "change feed");
   sqlite3_reset(st);
   if (rc) return rc;
@@ -1117,7 +1135,8 @@ int store_changes_since(store *s, uint64_t after, uint32_t max,
   store_change *list = calloc(max, sizeof *list);
   if (!list) rc = STORE_ERR_NOMEM;
   if (!rc && sqlite3_prepare_v2(c->db,
-                                "SELECT seq, kind, bucket, key FROM change"
+                                "SELECT seq, kind, bucket, key, origin"
+                                " FROM change"
                                 " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
                                 -1, &st, NULL) != SQLITE_OK)
     rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "changes");
@@ -1128,6 +1147,7 @@ int store_changes_since(store *s, uint64_t after, uint32_t max,
       store_change *ch = &list[*n];
       ch->seq = (uint64_t)sqlite3_column_int64(st, 0);
       ch->kind = sqlite3_column_int(st, 1);
+      ch->origin = (uint64_t)sqlite3_column_int64(st, 4);
       snprintf(ch->bucket, sizeof ch->bucket, "%s",
                (const char *)sqlite3_column_text(st, 2));
       ch->key = strdup((const char *)sqlite3_column_text(st, 3));

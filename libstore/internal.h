@@ -99,11 +99,14 @@ enum stmt_id {
   ST_EXT_OF,
   ST_EXT_DELETE,
   ST_CHANGE_ADD,
+  ST_LIST_BOUNDED,
+  ST_LIST_OPEN,
   ST__COUNT
 };
 
 typedef struct conn {
   sqlite3 *db;
+  uint64_t origin; /* the owning store's origin id, for the change feed */
   sqlite3_stmt *st[ST__COUNT];
   struct conn *next;
 } conn;
@@ -144,6 +147,7 @@ struct store {
   int staging_lock;  /* flock held for the life of the process's open */
   uint64_t lease_seq;
   pthread_mutex_t lease_mu;
+  uint64_t origin; /* random id of this handle (store_origin) */
 };
 
 int store__conn_get(store *s, conn **out);

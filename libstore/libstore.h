@@ -332,15 +332,19 @@ int store_rename(store *s, const char *bucket, const char *src,
 int store_rename_prefix(store *s, const char *bucket, const char *src_prefix,
                         const char *dst_prefix, uint64_t *renamed);
 
-/* Replace metadata/tags/posix of the current version in place (no new
- * data, same etag).  Only non-NULL groups of `opts` change: meta (when
- * opts->meta or n_meta), tags (when opts->tags or n_tags), posix. */
+/* In-place attribute updates of the current version: no new data, same
+ * etag and ino, one change-feed record.  tags_set replaces the tag set;
+ * meta_set replaces the user metadata; posix_set changes only the fields
+ * whose has_ flag is set and keeps the rest. */
 int store_object_tags_set(store *s, const char *bucket, const char *key,
                           const store_kv *tags, size_t n);
 int store_object_posix_set(store *s, const char *bucket, const char *key,
                            const store_posix *posix);
 int store_object_meta_set(store *s, const char *bucket, const char *key,
                           const store_kv *meta, size_t n);
+/* Change the Content-Type in place (NULL removes it); same etag and ino. */
+int store_object_content_type_set(store *s, const char *bucket,
+                                  const char *key, const char *content_type);
 
 /* Listing, in strict byte order of keys. */
 typedef struct store_list_opts {
@@ -478,11 +482,15 @@ enum store_change_kind {
 
 typedef struct store_change {
   uint64_t seq;
+  uint64_t origin; /* store_origin() of the handle that made the change */
   int kind;
   char bucket[STORE_BUCKET_NAME_MAX + 1];
   char *key;
 } store_change;
 
+/* A random id of this open handle, recorded with each change it makes, so
+ * that a process can tell its own changes from others'. */
+uint64_t store_origin(const store *s);
 /* The newest sequence number (0 for an empty feed). */
 int store_changes_head(store *s, uint64_t *seq);
 /* Changes with seq > after, oldest first, at most max (0 = 1000).

@@ -433,7 +433,7 @@ int store_rename_prefix(store *s, const char *bucket, const char *src_prefix,
 /* ------------------------------------------------------------------ */
 /* Attribute updates in place                                          */
 /* ------------------------------------------------------------------ */
-enum { SET_TAGS, SET_META, SET_POSIX };
+enum { SET_TAGS, SET_META, SET_POSIX, SET_CTYPE };
 
 static int attr_set_fn(store *s, conn *c, void *arg) {
   (void)s;
@@ -446,6 +446,20 @@ static int attr_set_fn(store *s, conn *c, void *arg) {
   size_t len = 0;
   const char *col = "tags";
   store_put_opts o = {0};
+  if (a->flag == SET_CTYPE) {
+    store_object_info_free(&info);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(c->db,
+                           "UPDATE object SET content_type = ?2 WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+      return store__sqlerr(c->db, sqlite3_errcode(c->db), "content type");
+    sqlite3_bind_int64(st, 1, oid);
+    if (a->key2) sqlite3_bind_text(st, 2, a->key2, -1, SQLITE_STATIC);
+    rc = store__step_done(c, st, "content type");
+    sqlite3_finalize(st);
+    if (!rc) rc = store__change(c, STORE_CHANGE_PUT, a->bucket, a->key);
+    return rc;
+  }
   if (a->flag == SET_TAGS) {
     rc = store__kv_encode(a->kv, a->n, &blob, &len);
   } else {
@@ -526,6 +540,14 @@ int store_object_meta_set(store *s, const char *bucket, const char *key,
   return store__commit(s, attr_set_fn, &a);
 }
 
+int store_object_content_type_set(store *s, const char *bucket,
+                                  const char *key, const char *content_type) {
+  store__clear_err();
+  struct key_args a = {.bucket = bucket, .key = key, .flag = SET_CTYPE,
+                       .key2 = content_type};
+  return store__commit(s, attr_set_fn, &a);
+}
+
 int store_object_posix_set(store *s, const char *bucket, const char *key,
                            const store_posix *posix) {
   store__clear_err();
@@ -584,6 +606,21 @@ static char *resume_bound(const char *prefix, const char *delim,
   return strdup(marker);
 }
 
+/* Bind the single inclusive lower bound of a listing query: the larger of
+ * `prefix` and the smallest key after the exclusive bound `after` (that is
+ * after + NUL: keys never contain NUL).  One bound lets SQLite seek the
+ * index straight to it. */
+static void bind_lower(sqlite3_stmt *st, const char *after,
+                       const char *prefix) {
+  size_t al = strlen(after) + 1, pl = strlen(prefix);
+  size_t n = al < pl ? al : pl;
+  int c = memcmp(after, prefix, n);
+  if (c > 0 || (c == 0 && al > pl))
+    sqlite3_bind_text(st, 2, after, (int)al, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_text(st, 2, prefix, (int)pl, SQLITE_STATIC);
+}
+
 int store_list(store *s, const char *bucket, const store_list_opts *opts,
                store_list_result *out) {
   store__clear_err();
@@ -613,17 +650,12 @@ int store_list(store *s, const char *bucket, const store_list_opts *opts,
     store__conn_put(s, c);
     return STORE_ERR_NOMEM;
   }
-  sqlite3_stmt *st;
-  const char *sql =
-      "SELECT key, version_id, size, etag, mtime_ns, ino, mode, owner FROM"
-      " object WHERE bucket_id = ?1 AND is_latest AND key > ?2 AND key >= ?3"
-      " AND (?4 IS NULL OR key < ?4) ORDER BY key LIMIT ?5";
-  if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
-    rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "list");
+  sqlite3_stmt *st = store__stmt(c, upper ? ST_LIST_BOUNDED : ST_LIST_OPEN);
+  if (!st) {
     free(lower);
     free(upper);
     store__conn_put(s, c);
-    return rc;
+    return STORE_ERR_IO;
   }
   size_t cap_e = 0, cap_p = 0, count = 0;
   const char *last = NULL;
@@ -635,10 +667,8 @@ int store_list(store *s, const char *bucket, const store_list_opts *opts,
     restart = false;
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, bid);
-    sqlite3_bind_text(st, 2, lower, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
+    bind_lower(st, lower, prefix);
     if (upper) sqlite3_bind_text(st, 4, upper, -1, SQLITE_STATIC);
-    else sqlite3_bind_null(st, 4);
     sqlite3_bind_int(st, 5, (int)(max - count) + 1);
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -707,16 +737,14 @@ int store_list(store *s, const char *bucket, const store_list_opts *opts,
       /* Page full after a prefix: is there anything beyond it? */
       sqlite3_reset(st);
       sqlite3_bind_int64(st, 1, bid);
-      sqlite3_bind_text(st, 2, lower, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 3, prefix, -1, SQLITE_STATIC);
+      bind_lower(st, lower, prefix);
       if (upper) sqlite3_bind_text(st, 4, upper, -1, SQLITE_STATIC);
-      else sqlite3_bind_null(st, 4);
       sqlite3_bind_int(st, 5, 1);
       more = sqlite3_step(st) == SQLITE_ROW;
       restart = false;
     }
   }
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
   sqlite3_exec(c->db, "COMMIT", 0, 0, 0);
   store__conn_put(s, c);
   free(lower);

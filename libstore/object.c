@@ -922,9 +922,12 @@ int store__validate_put_opts(const store_put_opts *o) {
 static const char *const posix_names[] = {"mode", "uid", "gid",
                                           "mtime", "atime", "ctime"};
 
-static bool is_posix_name(const char *n) {
+/* Is `n` the metadata name of a POSIX field that `p` sets? */
+static bool posix_overrides(const store_posix *p, const char *n) {
+  const int has[6] = {p->has_mode,  p->has_uid,   p->has_gid,
+                      p->has_mtime, p->has_atime, p->has_ctime};
   for (size_t i = 0; i < 6; i++)
-    if (!strcasecmp(n, posix_names[i])) return true;
+    if (has[i] && !strcasecmp(n, posix_names[i])) return true;
   return false;
 }
 
@@ -939,7 +942,8 @@ static void fmt_time(char *out, size_t cap, int64_t ns) {
 }
 
 /* User metadata with the POSIX attributes merged in under their s3fs
- * names (replacing any the caller sent under those names). */
+ * names: a field the posix struct sets replaces the same-named entry, the
+ * others are kept. */
 int store__merge_meta(const store_put_opts *o, char **blob, size_t *len) {
   store_kv kv[6 + 64] = {{0}};
   store_kv *all = kv;
@@ -952,7 +956,7 @@ int store__merge_meta(const store_put_opts *o, char **blob, size_t *len) {
   }
   char vals[6][32];
   for (size_t i = 0; i < n_meta; i++) {
-    if (p && is_posix_name(o->meta[i].name)) continue;
+    if (p && posix_overrides(p, o->meta[i].name)) continue;
     all[n++] = o->meta[i];
   }
   if (p) {
