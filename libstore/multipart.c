@@ -519,7 +519,7 @@ int store_part_copy(store *s, const char *bucket, const char *key,
   for (uint64_t pos = off; !rc && pos < off + len;) {
     size_t want = off + len - pos < CHUNK_SIZE ? (size_t)(off + len - pos)
                                                 : CHUNK_SIZE;
-    size_t got;
+    size_t got = 0;
     rc = store_read(r, buf, want, pos, &got);
     if (!rc && got != want)
       rc = store__err(STORE_ERR_NO_KEY, "source shrank during the copy");

@@ -229,7 +229,7 @@ int store__read_chunk(store *s, conn *c, const uint8_t id[HASH_LEN],
     if (rc) return rc;
     memcpy(fd_id, id, HASH_LEN);
   }
-  size_t got;
+  size_t got = 0;
   int rc = read_full(*fd_cache, buf, n, coff, &got);
   if (rc) return rc;
   if (got != n) return store__err(STORE_ERR_CORRUPT, "chunk file truncated");
@@ -431,7 +431,7 @@ static int map_read(store_writer *w, conn *c, uint64_t off, uint8_t *buf,
       } else {
         int fd = open(f->lease, O_RDONLY | O_CLOEXEC);
         if (fd < 0) return store__errno(errno, "read staged chunk");
-        size_t got;
+        size_t got = 0;
         int rc = read_full(fd, buf, take, e->coff + in, &got);
         close(fd);
         if (rc) return rc;
@@ -1608,7 +1608,7 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
     rc = r->s->be->open(r->s, id, &fd);
     if (rc == STORE_ERR_CORRUPT) return reader_missing(r, c, rc);
     if (rc) return rc;
-    size_t got;
+    size_t got = 0;
     rc = read_full(fd, r->cbuf, size + 1 <= CHUNK_SIZE ? size + 1 : size, 0, &got);
     close(fd);
     if (rc) return rc;

@@ -16,9 +16,9 @@ $SUDO scripts/deps.sh
 scripts/build.sh release
 BIN=$PWD/build-release
 $SUDO install -m 0755 "$BIN/storectl/storectl" /usr/local/bin/storectl
-for prog in s3d/s3d fusefs/fusefs; do
-  [ -x "$BIN/$prog" ] && $SUDO install -m 0755 "$BIN/$prog" /usr/local/bin/
-done
+$SUDO install -m 0755 "$BIN/s3d/s3d" "$BIN/fusefs/fusefs" /usr/local/bin/
+$SUDO mkdir -p /usr/local/share/doc/s3store
+$SUDO install -m 0644 docs/*.md /usr/local/share/doc/s3store/
 
 creds="$STORE_DIR/admin-credentials"
 if [ ! -f "$STORE_DIR/catalog.db" ]; then
@@ -34,26 +34,35 @@ else
   echo "store already exists in $STORE_DIR"
 fi
 
+# Start the S3 endpoint and the mount: as systemd services where systemd
+# runs, otherwise as background processes.
 started=()
-if command -v s3d >/dev/null && [ -x "$BIN/s3d/s3d" ]; then
+if [ -d /run/systemd/system ]; then
+  $SUDO install -m 0644 packaging/systemd/*.service packaging/systemd/*.timer /etc/systemd/system/
+  printf 'S3D_STORE=%s\nS3D_LISTEN=%s\nSTORE_DIR=%s\nMOUNT_DIR=%s\n' \
+    "$STORE_DIR" "$S3_LISTEN" "$STORE_DIR" "$MOUNT_DIR" | $SUDO tee /etc/default/s3store >/dev/null
+  $SUDO systemctl daemon-reload
+  $SUDO systemctl enable --now s3store-s3d.service s3store-fusefs.service \
+    s3store-gc.timer s3store-fsck.timer
+  started+=("S3 endpoint: http://$S3_LISTEN  (systemctl status s3store-s3d)")
+  started+=("mounted at:  $MOUNT_DIR  (systemctl status s3store-fusefs)")
+else
   if ! pgrep -x s3d >/dev/null; then
-    $SUDO sh -c "nohup s3d --store '$STORE_DIR' --listen '$S3_LISTEN' >>'$STORE_DIR/s3d.log' 2>&1 &"
+    $SUDO sh -c "nohup /usr/local/bin/s3d --store '$STORE_DIR' --listen '$S3_LISTEN' >>'$STORE_DIR/s3d.log' 2>&1 &"
   fi
   started+=("S3 endpoint: http://$S3_LISTEN  (log $STORE_DIR/s3d.log)")
-fi
-if command -v fusefs >/dev/null && [ -x "$BIN/fusefs/fusefs" ]; then
   $SUDO mkdir -p "$MOUNT_DIR"
-  mountpoint -q "$MOUNT_DIR" || $SUDO fusefs --store "$STORE_DIR" "$MOUNT_DIR"
-  started+=("mounted at: $MOUNT_DIR")
+  mountpoint -q "$MOUNT_DIR" || $SUDO /usr/local/bin/fusefs --store "$STORE_DIR" "$MOUNT_DIR" -o allow_other
+  started+=("mounted at:  $MOUNT_DIR")
 fi
-
 echo
 echo "store:       $STORE_DIR"
 echo "admin CLI:   storectl --store $STORE_DIR stats"
 echo "credentials: $($SUDO cat "$creds" 2>/dev/null | tr '\n' ' ')"
 echo "             (kept in $creds, readable by root only)"
 for s in "${started[@]}"; do echo "$s"; done
-if [ ${#started[@]} -eq 0 ]; then
-  echo "The S3 daemon (s3d) and the mount (fusefs) are not built yet in this"
-  echo "version; the store is usable through storectl."
-fi
+echo
+echo "Try it:  set -a; . $creds; set +a"
+echo "         aws --endpoint-url http://$S3_LISTEN s3 mb s3://demo"
+echo "         echo hello > $MOUNT_DIR/demo/hello.txt"
+echo "         aws --endpoint-url http://$S3_LISTEN s3 cp s3://demo/hello.txt -"
