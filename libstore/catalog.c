@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -141,7 +142,8 @@ static const char *const migrations[] = {
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BUCKET_ID] = "SELECT id FROM bucket WHERE name = ?1",
     [ST_OBJ_HEAD] =
-        "SELECT id, key, version_id, size, etag, mtime_ns, ino, parts,"
+        "SELECT id, key, version_id, size, etag, mtime_ns, iif(ino, ino, id),"
+        " parts,"
         " content_type, meta, headers, tags, checksum_algo, checksum,"
         " checksum_composite FROM object"
         " WHERE bucket_id = ?1 AND key = ?2 AND is_latest",
@@ -170,11 +172,21 @@ static const char *const stmt_sql[ST__COUNT] = {
     /* Two listing statements so that SQLite can use the prefix's upper
      * bound in the index range when there is one. */
     [ST_LIST_BOUNDED] =
-        "SELECT key, version_id, size, etag, mtime_ns, ino, mode, owner FROM"
+        "SELECT key, version_id, size, etag, mtime_ns, iif(ino, ino, id), mode,"
+        " owner FROM"
         " object WHERE bucket_id = ?1 AND key >= ?2 AND key < ?4"
         " AND is_latest ORDER BY key LIMIT ?5",
+    [ST_BUCKET_HEAD] = "SELECT name, owner, created_ns, versioning FROM"
+                       " bucket WHERE name = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT req",
+    [ST_RELEASE] = "RELEASE req",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO req",
     [ST_LIST_OPEN] =
-        "SELECT key, version_id, size, etag, mtime_ns, ino, mode, owner FROM"
+        "SELECT key, version_id, size, etag, mtime_ns, iif(ino, ino, id), mode,"
+        " owner FROM"
         " object WHERE bucket_id = ?1 AND key >= ?2"
         " AND is_latest ORDER BY key LIMIT ?5",
 };
@@ -282,33 +294,80 @@ static int exec(conn *c, const char *sql) {
   return STORE_OK;
 }
 
+/* The cross-process writer lock (see struct store). */
+static int writer_lock(store *s) {
+  pthread_mutex_lock(&s->wlock_mu);
+  if (s->wlock_fd < 0) return STORE_OK;
+  int64_t deadline = store__now_ns() + (int64_t)s->cfg.busy_timeout_ms * 1000000;
+  useconds_t pause = 20;
+  while (flock(s->wlock_fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) return STORE_OK; /* SQLite still locks */
+    if (store__now_ns() > deadline) {
+      pthread_mutex_unlock(&s->wlock_mu);
+      return store__err(STORE_ERR_BUSY,
+                        "catalog: another process held the write lock for"
+                        " over %u ms", s->cfg.busy_timeout_ms);
+    }
+    usleep(pause);
+    if (pause < 1000) pause *= 2;
+  }
+  return STORE_OK;
+}
+
+static void writer_unlock(store *s) {
+  if (s->wlock_fd >= 0) flock(s->wlock_fd, LOCK_UN);
+  pthread_mutex_unlock(&s->wlock_mu);
+}
+
+/* Transaction control through cached statements (they run for every
+ * commit, so they are not parsed each time). */
+static int txn(conn *c, enum stmt_id id) {
+  sqlite3_stmt *st = store__stmt(c, id);
+  if (!st) return STORE_ERR_IO;
+  int src = sqlite3_step(st);
+  sqlite3_reset(st);
+  if (src != SQLITE_DONE) return store__sqlerr(c->db, src, stmt_sql[id]);
+  return STORE_OK;
+}
+
 int store__write_txn(store *s, commit_fn fn, void *arg) {
   if (s->read_only) return store__err(STORE_ERR_READONLY, "opened read-only");
   conn *c;
   int rc = store__conn_get(s, &c);
   if (rc) return rc;
-  rc = exec(c, "BEGIN IMMEDIATE");
+  rc = writer_lock(s);
+  if (rc) {
+    store__conn_put(s, c);
+    return rc;
+  }
+  rc = txn(c, ST_BEGIN);
   if (!rc) {
     rc = fn(s, c, arg);
     if (rc) {
       char saved[512];
       snprintf(saved, sizeof saved, "%s", store_errmsg());
-      exec(c, "ROLLBACK");
+      txn(c, ST_ROLLBACK);
       store__err(rc, "%s", saved);
     } else {
-      rc = exec(c, "COMMIT");
-      if (rc) exec(c, "ROLLBACK");
+      rc = txn(c, ST_COMMIT);
+      if (rc) txn(c, ST_ROLLBACK);
     }
   }
+  writer_unlock(s);
   store__conn_put(s, c);
   return rc;
 }
 
 /* The leader runs a batch: one transaction, one savepoint per request. */
 static void run_batch(store *s, commit_req *batch) {
-  conn *c;
+  conn *c = NULL;
   int rc = store__conn_get(s, &c);
-  if (!rc) rc = exec(c, "BEGIN IMMEDIATE");
+  bool locked = false;
+  if (!rc) {
+    rc = writer_lock(s);
+    locked = !rc;
+  }
+  if (!rc) rc = txn(c, ST_BEGIN);
   if (rc) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s", store_errmsg());
@@ -316,32 +375,34 @@ static void run_batch(store *s, commit_req *batch) {
       r->rc = rc;
       snprintf(r->errmsg, sizeof r->errmsg, "%s", msg);
     }
+    if (locked) writer_unlock(s);
     if (c) store__conn_put(s, c);
     return;
   }
   int ok = 0;
   for (commit_req *r = batch; r; r = r->next) {
     store__clear_err();
-    r->rc = exec(c, "SAVEPOINT req");
+    r->rc = txn(c, ST_SAVEPOINT);
     if (!r->rc) {
       r->rc = r->fn(s, c, r->arg);
       snprintf(r->errmsg, sizeof r->errmsg, "%s", store_errmsg());
-      if (r->rc) exec(c, "ROLLBACK TO req");
-      exec(c, "RELEASE req");
+      if (r->rc) txn(c, ST_ROLLBACK_TO);
+      txn(c, ST_RELEASE);
     }
     if (!r->rc) ok++;
   }
-  rc = ok ? exec(c, "COMMIT") : exec(c, "ROLLBACK");
+  rc = txn(c, ok ? ST_COMMIT : ST_ROLLBACK);
   if (rc) {
     char msg[256];
     snprintf(msg, sizeof msg, "%s", store_errmsg());
-    exec(c, "ROLLBACK");
+    txn(c, ST_ROLLBACK);
     for (commit_req *r = batch; r; r = r->next)
       if (!r->rc) {
         r->rc = rc;
         snprintf(r->errmsg, sizeof r->errmsg, "%s", msg);
       }
   }
+  writer_unlock(s);
   store__conn_put(s, c);
 }
 
@@ -419,8 +480,13 @@ static int migrate(store *s, conn *c) {
   if (version == SCHEMA_VERSION) return STORE_OK;
   if (s->read_only)
     return store__err(STORE_ERR_READONLY, "catalog needs a migration");
-  int rc = exec(c, "BEGIN IMMEDIATE");
+  int rc = writer_lock(s);
   if (rc) return rc;
+  rc = exec(c, "BEGIN IMMEDIATE");
+  if (rc) {
+    writer_unlock(s);
+    return rc;
+  }
   /* Re-read under the lock: another process may have migrated. */
   if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) ==
       SQLITE_OK) {
@@ -435,11 +501,10 @@ static int migrate(store *s, conn *c) {
       rc = exec(c, sql);
     }
   }
-  if (rc) {
-    exec(c, "ROLLBACK");
-    return rc;
-  }
-  return exec(c, "COMMIT");
+  if (rc) exec(c, "ROLLBACK");
+  else rc = exec(c, "COMMIT");
+  writer_unlock(s);
+  return rc;
 }
 
 static void store_free(store *s) {
@@ -457,6 +522,8 @@ static void store_free(store *s) {
   pthread_cond_destroy(&s->commit_cv);
   pthread_mutex_destroy(&s->buf_mu);
   pthread_mutex_destroy(&s->lease_mu);
+  pthread_mutex_destroy(&s->wlock_mu);
+  if (s->wlock_fd >= 0) close(s->wlock_fd);
   free(s->dir);
   free(s);
 }
@@ -477,6 +544,8 @@ static store *store_alloc(const char *dir, const store_config *cfg) {
   pthread_cond_init(&s->commit_cv, NULL);
   pthread_mutex_init(&s->buf_mu, NULL);
   pthread_mutex_init(&s->lease_mu, NULL);
+  pthread_mutex_init(&s->wlock_mu, NULL);
+  s->wlock_fd = -1;
   s->queue_tail = &s->queue;
   s->bufs = calloc(BUF_POOL_MAX, sizeof *s->bufs);
   s->dir = realpath(dir, NULL);
@@ -502,6 +571,12 @@ static int load_config(store *s, conn *c) {
 }
 
 static int open_common(store *s, bool create) {
+  if (!s->read_only) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/catalog.lock", s->dir);
+    s->wlock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* Without it (e.g. a read-only directory) SQLite's lock still rules. */
+  }
   conn *c;
   int rc = conn_open(s, &c);
   if (rc) return rc;
@@ -927,12 +1002,9 @@ int store_bucket_head(store *s, const char *name, store_bucket_info *out) {
   conn *c;
   int rc = store__conn_get(s, &c);
   if (rc) return rc;
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(c->db,
-                         "SELECT name, owner, created_ns, versioning FROM"
-                         " bucket WHERE name = ?1",
-                         -1, &st, NULL) != SQLITE_OK) {
-    rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "bucket head");
+  sqlite3_stmt *st = store__stmt(c, ST_BUCKET_HEAD);
+  if (!st) {
+    rc = STORE_ERR_IO;
   } else {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
@@ -943,7 +1015,7 @@ int store_bucket_head(store *s, const char *name, store_bucket_info *out) {
     } else {
       rc = store__sqlerr(c->db, src, "bucket head");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
   }
   store__conn_put(s, c);
   return rc;

@@ -59,10 +59,16 @@ char *store__prefix_end(const char *p);
 typedef struct chunk_backend chunk_backend;
 
 struct chunk_backend {
-  /* Durably store `data` as chunk `id` and take a lease on it.  The lease
-   * path is written to lease (PATH_MAX). */
-  int (*put)(store *s, const uint8_t id[HASH_LEN], const void *data,
-             size_t n, char *lease);
+  /* Store `data` as chunk `id` in two steps so that writers can pipeline:
+   * put_begin writes the bytes under a new lease (PATH_MAX) and starts
+   * their writeback, returning an fd to finish (or -1 when identical
+   * content was already present and merely leased); put_finish makes the
+   * bytes durable, closes fd and gives them their public name.  Only
+   * finished chunks have a public name. */
+  int (*put_begin)(store *s, const uint8_t id[HASH_LEN], const void *data,
+                   size_t n, char *lease, int *fd);
+  int (*put_finish)(store *s, const uint8_t id[HASH_LEN], const char *lease,
+                    int fd);
   /* Make the chunk's public name durable (directory fsync) before the
    * catalog commit that references it.  Called outside any transaction. */
   int (*sync_names)(store *s, const uint8_t (*ids)[HASH_LEN], size_t n);
@@ -70,6 +76,8 @@ struct chunk_backend {
    * restoring it from the lease if GC removed it. */
   int (*ensure)(store *s, const uint8_t id[HASH_LEN], const char *lease);
   void (*release)(store *s, const char *lease);
+  /* Hint that the chunk will be read soon (no error if it has no file). */
+  void (*prefetch)(store *s, const uint8_t id[HASH_LEN]);
   /* Open for reading: returns an fd. */
   int (*open)(store *s, const uint8_t id[HASH_LEN], int *fd);
   int (*remove)(store *s, const uint8_t id[HASH_LEN]);
@@ -101,6 +109,13 @@ enum stmt_id {
   ST_CHANGE_ADD,
   ST_LIST_BOUNDED,
   ST_LIST_OPEN,
+  ST_BUCKET_HEAD,
+  ST_BEGIN,
+  ST_COMMIT,
+  ST_ROLLBACK,
+  ST_SAVEPOINT,
+  ST_RELEASE,
+  ST_ROLLBACK_TO,
   ST__COUNT
 };
 
@@ -148,6 +163,13 @@ struct store {
   uint64_t lease_seq;
   pthread_mutex_t lease_mu;
   uint64_t origin; /* random id of this handle (store_origin) */
+  /* Writers of all processes queue on an flock of catalog.lock before
+   * BEGIN IMMEDIATE: SQLite's own busy handler sleeps up to 100 ms
+   * between tries, which lets one process starve the others for seconds;
+   * the flock is retried every millisecond at most.  wlock_mu orders the
+   * threads of this process. */
+  int wlock_fd;
+  pthread_mutex_t wlock_mu;
 };
 
 int store__conn_get(store *s, conn **out);

@@ -52,12 +52,24 @@ typedef struct cell {
   uint32_t len; /* bytes [0, len) are defined; the rest reads as zeros */
 } cell;
 
-/* The flusher thread's single job slot. */
+/* The streaming pipeline: full cells go through a ring of PIPE_DEPTH jobs.
+ * The hasher thread computes each one's SHA-256 and writes it under a
+ * lease (put_begin); the syncer thread makes it durable and public
+ * (put_finish, the fdatasync); the caller collects finished jobs in order
+ * and maps their chunks.  So MD5 (caller), SHA-256 + write (hasher) and
+ * the wait for the disk (syncer) overlap. */
+#define PIPE_DEPTH 8
+#define SYNCERS 3 /* fdatasyncs of different files proceed in parallel */
+
+enum job_state { JOB_FREE, JOB_QUEUED, JOB_WRITTEN, JOB_SYNCING, JOB_DONE };
+
 typedef struct flush_job {
+  int state;
   uint8_t *buf;
   uint64_t off;
   uint32_t len;
   int rc;
+  int fd; /* from put_begin, for put_finish */
   char err[256];
   uint8_t id[HASH_LEN];
   char lease[PATH_MAX];
@@ -86,12 +98,14 @@ struct store_writer {
   /* read cache for loading cells from existing chunks */
   int rfd;
   uint8_t rfd_id[HASH_LEN];
-  /* flusher */
-  pthread_t th;
-  bool th_started, th_quit, job_pending, job_done;
+  /* the pipeline: jobs [tail, head) are in flight, in submission order */
+  pthread_t hasher, syncer[SYNCERS];
+  int n_syncers;
+  bool th_started, th_quit;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  flush_job job;
+  flush_job jobs[PIPE_DEPTH];
+  unsigned head, tail, next_hash, next_sync;
 };
 
 static uint64_t ext_end(const store_writer *w) {
@@ -239,7 +253,6 @@ int store__read_chunk(store *s, conn *c, const uint8_t id[HASH_LEN],
 /* ------------------------------------------------------------------ */
 /* The writer                                                          */
 /* ------------------------------------------------------------------ */
-static void *flusher_main(void *arg);
 
 static int fresh_add(store_writer *w, const uint8_t id[HASH_LEN], uint64_t size,
                      const char *lease, const uint8_t *data) {
@@ -293,7 +306,9 @@ static int chunk_out(store_writer *w, const uint8_t *buf, uint64_t off,
     rc = fresh_add(w, e.id, len, NULL, buf);
   } else {
     char lease[PATH_MAX];
-    rc = s->be->put(s, e.id, buf, len, lease);
+    int fd;
+    rc = s->be->put_begin(s, e.id, buf, len, lease, &fd);
+    if (!rc) rc = s->be->put_finish(s, e.id, lease, fd);
     if (!rc) {
       rc = fresh_add(w, e.id, len, lease, NULL);
       if (rc) s->be->release(s, lease);
@@ -304,17 +319,12 @@ static int chunk_out(store_writer *w, const uint8_t *buf, uint64_t off,
   return ext_replace(w, &e);
 }
 
-/* Wait for the flusher's job and map its chunk. */
-static int job_collect(store_writer *w) {
-  if (!w->th_started) return STORE_OK;
+/* Wait for the oldest job in flight and map its chunk. */
+static int job_collect_one(store_writer *w) {
+  flush_job *j = &w->jobs[w->tail % PIPE_DEPTH];
   pthread_mutex_lock(&w->mu);
-  while (w->job_pending && !w->job_done) pthread_cond_wait(&w->cv, &w->mu);
-  bool had = w->job_pending;
-  w->job_pending = false;
-  w->job_done = false;
+  while (j->state != JOB_DONE) pthread_cond_wait(&w->cv, &w->mu);
   pthread_mutex_unlock(&w->mu);
-  if (!had) return STORE_OK;
-  flush_job *j = &w->job;
   int rc = j->rc;
   if (rc) {
     store__err(rc, "%s", j->err);
@@ -330,36 +340,79 @@ static int job_collect(store_writer *w) {
   }
   store__buf_put(w->s, j->buf);
   j->buf = NULL;
+  pthread_mutex_lock(&w->mu);
+  j->state = JOB_FREE;
+  w->tail++;
+  pthread_mutex_unlock(&w->mu);
   return rc;
 }
 
-static void *flusher_main(void *arg) {
+/* Wait for every job in flight (before anything reads the extent map). */
+static int job_collect(store_writer *w) {
+  int rc = STORE_OK;
+  while (w->tail != w->head) {
+    int r = job_collect_one(w);
+    if (!rc) rc = r;
+  }
+  return rc;
+}
+
+static void *hasher_main(void *arg) {
   store_writer *w = arg;
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (!w->th_quit && !(w->job_pending && !w->job_done))
+    flush_job *j = &w->jobs[w->next_hash % PIPE_DEPTH];
+    while (!w->th_quit && j->state != JOB_QUEUED)
       pthread_cond_wait(&w->cv, &w->mu);
     if (w->th_quit) break;
     pthread_mutex_unlock(&w->mu);
-    flush_job *j = &w->job;
     store__sha256(j->buf, j->len, j->id);
     store__clear_err();
-    j->rc = w->s->be->put(w->s, j->id, j->buf, j->len, j->lease);
+    j->rc = w->s->be->put_begin(w->s, j->id, j->buf, j->len, j->lease, &j->fd);
     if (j->rc) snprintf(j->err, sizeof j->err, "%s", store_errmsg());
     pthread_mutex_lock(&w->mu);
-    w->job_done = true;
+    j->state = JOB_WRITTEN;
+    w->next_hash++;
     pthread_cond_broadcast(&w->cv);
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
 }
 
-/* Hand a full cell to the flusher; the cell's buffer goes with it. */
+static void *syncer_main(void *arg) {
+  store_writer *w = arg;
+  pthread_mutex_lock(&w->mu);
+  for (;;) {
+    /* Each syncer claims the next written job; several run at once. */
+    while (!w->th_quit &&
+           w->jobs[w->next_sync % PIPE_DEPTH].state != JOB_WRITTEN)
+      pthread_cond_wait(&w->cv, &w->mu);
+    if (w->th_quit) break;
+    flush_job *j = &w->jobs[w->next_sync % PIPE_DEPTH];
+    j->state = JOB_SYNCING;
+    w->next_sync++;
+    pthread_mutex_unlock(&w->mu);
+    if (!j->rc) {
+      store__clear_err();
+      j->rc = w->s->be->put_finish(w->s, j->id, j->lease, j->fd);
+      if (j->rc) snprintf(j->err, sizeof j->err, "%s", store_errmsg());
+    }
+    j->fd = -1;
+    pthread_mutex_lock(&w->mu);
+    j->state = JOB_DONE;
+    pthread_cond_broadcast(&w->cv);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return NULL;
+}
+
+/* Hand a full cell to the pipeline; the cell's buffer goes with it. */
 static int job_submit(store_writer *w, cell *c) {
-  int rc = job_collect(w);
+  int rc = STORE_OK;
+  if (w->head - w->tail == PIPE_DEPTH) rc = job_collect_one(w);
   if (rc) return rc;
   if (!w->th_started) {
-    if (pthread_create(&w->th, NULL, flusher_main, w) != 0) {
+    if (pthread_create(&w->hasher, NULL, hasher_main, w) != 0) {
       /* No thread: flush on the caller's thread instead. */
       rc = chunk_out(w, c->buf, c->idx * CHUNK_SIZE, c->len);
       store__buf_put(w->s, c->buf);
@@ -367,13 +420,34 @@ static int job_submit(store_writer *w, cell *c) {
       return rc;
     }
     w->th_started = true;
+    /* Syncers: at least one is needed; the pipeline works with fewer. */
+    for (int i = 0; i < SYNCERS; i++) {
+      if (pthread_create(&w->syncer[i], NULL, syncer_main, w) != 0) break;
+      w->n_syncers++;
+    }
+    if (w->n_syncers == 0) {
+      pthread_mutex_lock(&w->mu);
+      w->th_quit = true;
+      pthread_cond_broadcast(&w->cv);
+      pthread_mutex_unlock(&w->mu);
+      pthread_join(w->hasher, NULL);
+      w->th_quit = false;
+      w->th_started = false;
+      rc = chunk_out(w, c->buf, c->idx * CHUNK_SIZE, c->len);
+      store__buf_put(w->s, c->buf);
+      c->buf = NULL;
+      return rc;
+    }
   }
+  flush_job *j = &w->jobs[w->head % PIPE_DEPTH];
   pthread_mutex_lock(&w->mu);
-  w->job.buf = c->buf;
-  w->job.off = c->idx * CHUNK_SIZE;
-  w->job.len = c->len;
-  w->job_pending = true;
-  w->job_done = false;
+  j->buf = c->buf;
+  j->off = c->idx * CHUNK_SIZE;
+  j->len = c->len;
+  j->rc = STORE_OK;
+  j->fd = -1;
+  j->state = JOB_QUEUED;
+  w->head++;
   pthread_cond_broadcast(&w->cv);
   pthread_mutex_unlock(&w->mu);
   c->buf = NULL;
@@ -741,14 +815,22 @@ int store_writer_md5(store_writer *w, uint8_t md5[16]) {
 static void writer_free(store_writer *w, bool release_leases) {
   if (!w) return;
   if (w->th_started) {
+    /* Let jobs in flight finish, then drop what they produced. */
     pthread_mutex_lock(&w->mu);
-    while (w->job_pending && !w->job_done) pthread_cond_wait(&w->cv, &w->mu);
-    if (w->job_pending && !w->job.rc) w->s->be->release(w->s, w->job.lease);
+    while (w->tail != w->head) {
+      flush_job *j = &w->jobs[w->tail % PIPE_DEPTH];
+      while (j->state != JOB_DONE) pthread_cond_wait(&w->cv, &w->mu);
+      if (!j->rc) w->s->be->release(w->s, j->lease);
+      store__buf_put(w->s, j->buf);
+      j->buf = NULL;
+      j->state = JOB_FREE;
+      w->tail++;
+    }
     w->th_quit = true;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    pthread_join(w->th, NULL);
-    store__buf_put(w->s, w->job.buf);
+    pthread_join(w->hasher, NULL);
+    for (int i = 0; i < w->n_syncers; i++) pthread_join(w->syncer[i], NULL);
   }
   for (size_t i = 0; i < w->n_cells; i++) store__buf_put(w->s, w->cells[i].buf);
   for (size_t i = 0; i < w->n_fresh; i++) {
@@ -1158,14 +1240,9 @@ int store__insert_object(conn *c, int64_t bid, const char *key, uint64_t ino,
   int rc = store__step_done(c, st, "object insert");
   sqlite3_reset(st);
   if (rc) return rc;
+  /* ino 0 means "the row's own id" (read as iif(ino, ino, id)): a new
+   * object needs no second statement to learn its id. */
   *new_id = sqlite3_last_insert_rowid(c->db);
-  if (ino == 0) {
-    char sql[96];
-    snprintf(sql, sizeof sql, "UPDATE object SET ino = id WHERE id = %lld",
-             (long long)*new_id);
-    int src = sqlite3_exec(c->db, sql, 0, 0, 0);
-    if (src != SQLITE_OK) return store__sqlerr(c->db, src, "object ino");
-  }
   return STORE_OK;
 }
 
@@ -1405,6 +1482,9 @@ struct store_reader {
   uint8_t cid[HASH_LEN];
   uint64_t clen;
   bool chave;
+  size_t pf_next; /* window index up to which chunks were prefetched */
+  uint64_t seq_end; /* where the last read ended: reads from there are a
+                       stream worth prefetching; random reads are not */
   int fd;
   uint8_t fd_id[HASH_LEN];
 };
@@ -1468,7 +1548,8 @@ int store__find_object(conn *c, const char *bucket, const char *key,
   if (version_id && strcmp(version_id, "null") != 0) {
     if (sqlite3_prepare_v2(c->db,
                            "SELECT id, key, version_id, size, etag, mtime_ns,"
-                           " ino, parts, content_type, meta, headers, tags,"
+                           " iif(ino, ino, id), parts, content_type, meta,"
+                           " headers, tags,"
                            " checksum_algo, checksum, checksum_composite FROM"
                            " object WHERE bucket_id = ?1 AND key = ?2 AND"
                            " version_id = ?3",
@@ -1554,6 +1635,7 @@ static int load_window(store_reader *r, conn *c, uint64_t off) {
                       "object changed while being read (extents gone)");
   r->win_lo = r->win[0].off;
   r->win_hi = r->win[r->n_win - 1].off + r->win[r->n_win - 1].len;
+  r->pf_next = 0;
   return STORE_OK;
 }
 
@@ -1574,10 +1656,43 @@ static int reader_missing(store_reader *r, conn *c, int rc) {
 }
 
 /* Load a whole chunk and check it against its name. */
+/* Ask the kernel to start reading the next chunk files of the window:
+ * its read-ahead never crosses from one file to the next, so without this
+ * nothing is in flight while a chunk is hashed and copied. */
+#define PREFETCH_AHEAD 8
+
+static void prefetch(store_reader *r, size_t from) {
+  if (from < r->pf_next) from = r->pf_next;
+  size_t upto = from + PREFETCH_AHEAD;
+  if (upto > r->n_win) upto = r->n_win;
+  for (size_t i = from; i < upto; i++) {
+    if (!r->win[i].hole) r->s->be->prefetch(r->s, r->win[i].id);
+  }
+  if (upto > r->pf_next) r->pf_next = upto;
+}
+
+/* Load a whole chunk into dst (which has room for `want` bytes; 0 = the
+ * reader's own buffer, any size) and check it against its name.  When dst
+ * is the caller's buffer and the chunk is not exactly `want` bytes, nothing
+ * is loaded and *fits is cleared. */
+static int load_chunk_into(store_reader *r, conn *c, const uint8_t id[HASH_LEN],
+                           uint8_t *dst, size_t want, bool *fits);
+
 static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
   if (r->chave && !memcmp(r->cid, id, HASH_LEN)) return STORE_OK;
   r->chave = false;
   if (!r->cbuf && !(r->cbuf = store__buf_get(r->s))) return STORE_ERR_NOMEM;
+  bool fits = true;
+  int rc = load_chunk_into(r, c, id, r->cbuf, 0, &fits);
+  if (!rc) {
+    memcpy(r->cid, id, HASH_LEN);
+    r->chave = true;
+  }
+  return rc;
+}
+
+static int load_chunk_into(store_reader *r, conn *c, const uint8_t id[HASH_LEN],
+                           uint8_t *dst, size_t want, bool *fits) {
   sqlite3_stmt *st = store__stmt(c, ST_CHUNK_INLINE);
   if (!st) return STORE_ERR_IO;
   sqlite3_bind_blob(st, 1, id, HASH_LEN, SQLITE_STATIC);
@@ -1592,7 +1707,9 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
       size_t n = (size_t)sqlite3_column_bytes(st, 0);
       if (n != size || n > CHUNK_SIZE)
         rc = store__err(STORE_ERR_CORRUPT, "inline chunk has wrong size");
-      else memcpy(r->cbuf, sqlite3_column_blob(st, 0), n);
+      else if (want && n != want)
+        *fits = false;
+      else memcpy(dst, sqlite3_column_blob(st, 0), n);
     }
   } else if (src == SQLITE_DONE) {
     rc = store__err(STORE_ERR_NO_KEY, "object changed while being read");
@@ -1603,13 +1720,24 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
   if (rc) return rc;
   if (size > CHUNK_SIZE)
     return store__err(STORE_ERR_CORRUPT, "chunk larger than the grid");
+  if (want && size != want) *fits = false;
+  if (!*fits) return STORE_OK;
   if (!inl) {
     int fd;
     rc = r->s->be->open(r->s, id, &fd);
     if (rc == STORE_ERR_CORRUPT) return reader_missing(r, c, rc);
     if (rc) return rc;
     size_t got = 0;
-    rc = read_full(fd, r->cbuf, size + 1 <= CHUNK_SIZE ? size + 1 : size, 0, &got);
+    /* One byte more than expected (when there is room) tells a file that
+     * grew from one that is right. */
+    size_t room = want ? want : CHUNK_SIZE;
+    rc = read_full(fd, dst, size + 1 <= room ? size + 1 : size, 0, &got);
+    if (!rc && got == size && size == room) {
+      uint8_t extra;
+      size_t more = 0;
+      rc = read_full(fd, &extra, 1, size, &more);
+      got += more;
+    }
     close(fd);
     if (rc) return rc;
     if (got != size) {
@@ -1620,7 +1748,7 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
   }
   if (!r->s->cfg.skip_read_verify) {
     uint8_t h[HASH_LEN];
-    store__sha256(r->cbuf, size, h);
+    store__sha256(dst, size, h);
     if (memcmp(h, id, HASH_LEN) != 0) {
       char hex[HEX_LEN + 1];
       store_hex(id, HASH_LEN, hex);
@@ -1628,9 +1756,7 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
                         "chunk %s does not match its hash", hex);
     }
   }
-  memcpy(r->cid, id, HASH_LEN);
-  r->clen = size;
-  r->chave = true;
+  if (dst == r->cbuf) r->clen = size;
   return STORE_OK;
 }
 
@@ -1661,7 +1787,20 @@ int store_read(store_reader *r, void *buf, size_t n, uint64_t off,
     extent *e = &r->win[lo];
     uint64_t in = pos - e->off;
     size_t take = e->len - in < n - done ? (size_t)(e->len - in) : n - done;
-    if (e->hole) {
+    if (off == r->seq_end && off > 0) prefetch(r, lo + 1);
+    bool direct = false;
+    if (!e->hole && !r->s->cfg.skip_read_verify && e->coff == 0 && in == 0 &&
+        take == e->len && !(r->chave && !memcmp(r->cid, e->id, HASH_LEN))) {
+      /* The read covers the whole chunk: load and verify it right in the
+       * caller's buffer, no copy. */
+      bool fits = true;
+      rc = load_chunk_into(r, c, e->id, p + done, take, &fits);
+      if (rc) break;
+      direct = fits;
+    }
+    if (direct) {
+      /* done */
+    } else if (e->hole) {
       memset(p + done, 0, take);
     } else if (r->s->cfg.skip_read_verify) {
       rc = store__read_chunk(r->s, c, e->id, e->coff + in, p + done, take,
@@ -1681,6 +1820,7 @@ int store_read(store_reader *r, void *buf, size_t n, uint64_t off,
   }
   store__conn_put(r->s, c);
   *got = done;
+  r->seq_end = off + done;
   return rc;
 }
 
