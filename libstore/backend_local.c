@@ -66,6 +66,25 @@ static int write_all(int fd, const void *data, size_t n) {
   return 0;
 }
 
+/* Does the file at `path` hold exactly these n bytes? */
+static bool same_content(const char *path, const void *data, size_t n) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  bool same = fstat(fd, &st) == 0 && (uint64_t)st.st_size == n;
+  uint8_t buf[65536];
+  const uint8_t *p = data;
+  for (size_t off = 0; same && off < n;) {
+    size_t want = n - off < sizeof buf ? n - off : sizeof buf;
+    ssize_t r = pread(fd, buf, want, (off_t)off);
+    if (r <= 0) same = false;
+    else if (memcmp(buf, p + off, (size_t)r) != 0) same = false;
+    else off += (size_t)r;
+  }
+  close(fd);
+  return same;
+}
+
 static int local_put_begin(store *s, const uint8_t id[HASH_LEN],
                            const void *data, size_t n, char *lease, int *fdp) {
   char final[PATH_MAX];
@@ -76,9 +95,22 @@ static int local_put_begin(store *s, const uint8_t id[HASH_LEN],
   snprintf(lease, PATH_MAX, "%s/%llu", s->staging, (unsigned long long)seq);
   *fdp = -1;
 
-  /* Identical content already present: lease it, write nothing. */
-  if (link(final, lease) == 0) return STORE_OK;
-  if (errno != ENOENT) return store__errno(errno, "chunk lease");
+  /* Identical content already present: lease it and write nothing --
+   * but only after checking the leased bytes really are ours.  A chunk
+   * damaged on disk must not absorb new writes of its content (the write
+   * would be acknowledged and never stored): it is moved aside, and the
+   * fresh bytes below take its name, which also heals older objects. */
+  if (link(final, lease) == 0) {
+    if (same_content(lease, data, n)) return STORE_OK;
+    unlink(lease);
+    char aside[PATH_MAX + 32];
+    snprintf(aside, sizeof aside, "%s.corrupt-%llu", final,
+             (unsigned long long)seq);
+    if (rename(final, aside) != 0 && errno != ENOENT)
+      return store__errno(errno, "move damaged chunk aside");
+  } else if (errno != ENOENT) {
+    return store__errno(errno, "chunk lease");
+  }
 
   int fd = open(lease, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
   if (fd < 0) return store__errno(errno, "staging chunk");

@@ -194,13 +194,39 @@ static const char *const stmt_sql[ST__COUNT] = {
 /* ------------------------------------------------------------------ */
 /* Connections                                                         */
 /* ------------------------------------------------------------------ */
-static int conn_open(store *s, conn **out) {
+/* A file: URI for the catalog, percent-encoding what URIs reserve.  On a
+ * read-only filesystem SQLite cannot create the WAL's -shm file, so the
+ * catalog is opened as immutable (nothing can change it there anyway). */
+static void catalog_uri(const store *s, char *out, size_t cap) {
+  static const char hex[] = "0123456789ABCDEF";
+  size_t o = 0;
+  const char *pre = "file:";
+  for (const char *p = pre; *p && o + 1 < cap; p++) out[o++] = *p;
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/catalog.db", s->dir);
+  for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+    if (o + 4 >= cap) break;
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+        (*p >= '0' && *p <= '9') || strchr("/._~-", *p)) {
+      out[o++] = (char)*p;
+    } else {
+      out[o++] = '%';
+      out[o++] = hex[*p >> 4];
+      out[o++] = hex[*p & 15];
+    }
+  }
+  out[o] = 0;
+  static const char imm[] = "?immutable=1";
+  if (s->fs_read_only && o + sizeof imm <= cap) memcpy(out + o, imm, sizeof imm);
+}
+
+static int conn_open(store *s, conn **out) {
+  char path[PATH_MAX * 3 + 32];
+  catalog_uri(s, path, sizeof path);
   conn *c = calloc(1, sizeof *c);
   if (!c) return STORE_ERR_NOMEM;
   int flags = (s->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
-              SQLITE_OPEN_NOMUTEX;
+              SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
   int src = sqlite3_open_v2(path, &c->db, flags, NULL);
   if (src != SQLITE_OK) {
     int rc = store__sqlerr(c->db, src, "open");
@@ -212,6 +238,7 @@ static int conn_open(store *s, conn **out) {
   char pragmas[256];
   snprintf(pragmas, sizeof pragmas,
            "PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+           " PRAGMA journal_size_limit=67108864;"
            " PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY;",
            s->cfg.durability == STORE_DURABLE_FULL ? "FULL" : "NORMAL");
   src = sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
@@ -440,6 +467,48 @@ int store__commit(store *s, commit_fn fn, void *arg) {
 }
 
 /* ------------------------------------------------------------------ */
+/* The reserve: a few MiB held back so that deletes work on a full disk  */
+/* (each delete is a catalog transaction, and the WAL must grow by a     */
+/* few pages to commit it).                                            */
+/* ------------------------------------------------------------------ */
+#define RESERVE_BYTES (8u << 20)
+
+void store__reserve_ensure(store *s) {
+  if (s->read_only) return;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/reserve", s->dir);
+  struct stat st;
+  if (stat(path, &st) == 0 && (uint64_t)st.st_size >= RESERVE_BYTES) return;
+  int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  if (posix_fallocate(fd, 0, RESERVE_BYTES) != 0) {
+    close(fd);
+    unlink(path); /* no room for it now; GC will try again */
+    return;
+  }
+  close(fd);
+}
+
+static bool reserve_release(store *s) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/reserve", s->dir);
+  return unlink(path) == 0;
+}
+
+int store__commit_freeing(store *s, commit_fn fn, void *arg) {
+  int rc = store__commit(s, fn, arg);
+  if (rc == STORE_ERR_NOSPC && reserve_release(s)) rc = store__commit(s, fn, arg);
+  return rc;
+}
+
+int store__write_txn_freeing(store *s, commit_fn fn, void *arg) {
+  int rc = store__write_txn(s, fn, arg);
+  if (rc == STORE_ERR_NOSPC && reserve_release(s))
+    rc = store__write_txn(s, fn, arg);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Buffer pool                                                         */
 /* ------------------------------------------------------------------ */
 void *store__buf_get(store *s) {
@@ -596,20 +665,25 @@ static int open_common(store *s, bool create) {
     return rc;
   }
   store__conn_put(s, c);
-  return s->be->attach(s);
+  rc = s->be->attach(s);
+  if (!rc) store__reserve_ensure(s);
+  return rc;
 }
 
 int store_create(const char *dir, const store_config *cfg, store **out) {
   store__clear_err();
   *out = NULL;
   if (!dir || !*dir) return store__err(STORE_ERR_INVALID, "no directory");
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
     return store__errno(errno, dir);
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/catalog.db", dir);
   if (access(path, F_OK) == 0)
     return store__err(STORE_ERR_STORE_EXISTS, "%s already holds a store",
                       dir);
+  /* The catalog holds secret keys and the chunks hold everyone's data:
+   * only the store's owner may look inside (the doors run as that user). */
+  if (chmod(dir, 0700) != 0) return store__errno(errno, dir);
   store *s = store_alloc(dir, cfg);
   if (!s) return store__errno(errno ? errno : ENOMEM, dir);
   if (s->read_only) {
@@ -619,7 +693,7 @@ int store_create(const char *dir, const store_config *cfg, store **out) {
   int rc = s->be->init_dir(s);
   if (!rc) {
     /* Create the catalog file exclusively so two inits cannot race. */
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
       rc = errno == EEXIST ? store__err(STORE_ERR_STORE_EXISTS,
                                         "%s already holds a store", dir)
@@ -654,6 +728,13 @@ int store_open(const char *dir, const store_config *cfg, store **out) {
   }
   store *s = store_alloc(dir, cfg);
   if (!s) return store__errno(errno ? errno : ENOMEM, dir);
+  /* A store on a read-only filesystem opens read-only: reads work, writes
+   * fail with STORE_ERR_READONLY. */
+  struct statvfs vfs;
+  if (statvfs(s->dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) {
+    s->fs_read_only = true;
+    s->read_only = 1;
+  }
   int rc = open_common(s, false);
   if (rc) {
     store_free(s);
@@ -983,7 +1064,7 @@ int store_bucket_delete(store *s, const char *name) {
   store__clear_err();
   if (!name) return store__err(STORE_ERR_NO_BUCKET, "no bucket name");
   struct bucket_args a = {.name = name};
-  return store__write_txn(s, bucket_delete_fn, &a);
+  return store__write_txn_freeing(s, bucket_delete_fn, &a);
 }
 
 static void bucket_from_row(sqlite3_stmt *st, store_bucket_info *b) {

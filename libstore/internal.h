@@ -142,7 +142,8 @@ struct store {
   char *dir;
   store_config cfg;
   const chunk_backend *be;
-  int read_only;
+  int read_only;      /* asked for, or forced by a read-only filesystem */
+  bool fs_read_only;  /* the filesystem itself is read-only */
   uint32_t inline_max;
   uint32_t part_min;
   /* connection pool */
@@ -181,6 +182,13 @@ sqlite3_stmt *store__stmt(conn *c, enum stmt_id id);
 int store__commit(store *s, commit_fn fn, void *arg);
 /* Run fn in a plain BEGIN IMMEDIATE transaction of its own. */
 int store__write_txn(store *s, commit_fn fn, void *arg);
+/* The same for operations that free space (delete, abort, GC): on a full
+ * disk they release the store's reserve file and try again, so that a
+ * full store can always be emptied. */
+int store__commit_freeing(store *s, commit_fn fn, void *arg);
+int store__write_txn_freeing(store *s, commit_fn fn, void *arg);
+/* Re-create the reserve file if it is missing (best effort). */
+void store__reserve_ensure(store *s);
 int store__bucket_id(conn *c, const char *name, int64_t *id);
 int store__step_done(conn *c, sqlite3_stmt *st, const char *what);
 void *store__buf_get(store *s);

@@ -179,7 +179,7 @@ int store_gc(store *s, store_progress_fn fn, void *arg, store_gc_report *out) {
   int rc = s->be->clean_staging(s, &rep.staging_cleaned);
   struct gc_state g = {.rep = &rep};
   while (!rc) {
-    rc = store__write_txn(s, gc_batch_fn, &g);
+    rc = store__write_txn_freeing(s, gc_batch_fn, &g);
     if (fn && fn(arg, "chunks", rep.chunks_deleted, 0)) break;
     if (g.deleted_rows < GC_BATCH) break;
   }
@@ -196,13 +196,14 @@ int store_gc(store *s, store_progress_fn fn, void *arg, store_gc_report *out) {
         struct orphan_del d = {.w = &w, .from = i,
                                .to = i + GC_BATCH < w.n ? i + GC_BATCH : w.n,
                                .rep = &rep};
-        rc = store__write_txn(s, orphan_del_fn, &d);
+        rc = store__write_txn_freeing(s, orphan_del_fn, &d);
         if (fn && fn(arg, "orphans", d.to, w.n)) break;
       }
       free(w.ids);
       free(w.sizes);
     }
   }
+  if (!rc) store__reserve_ensure(s); /* space was freed: hold some back */
   if (out) *out = rep;
   return rc;
 }

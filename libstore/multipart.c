@@ -420,7 +420,7 @@ int store_mpu_abort(store *s, const char *bucket, const char *key,
   store__clear_err();
   if (!upload_id || !key) return store__err(STORE_ERR_NO_UPLOAD, "no upload");
   struct mpu_args a = {.bucket = bucket, .key = key, .upload_id = upload_id};
-  return store__commit(s, abort_fn, &a);
+  return store__commit_freeing(s, abort_fn, &a);
 }
 
 /* ------------------------------------------------------------------ */

@@ -102,7 +102,7 @@ int store_delete(store *s, const char *bucket, const char *key) {
   store__clear_err();
   if (!key) return store__err(STORE_ERR_NO_KEY, "no key");
   struct key_args a = {.bucket = bucket, .key = key};
-  return store__commit(s, delete_fn, &a);
+  return store__commit_freeing(s, delete_fn, &a);
 }
 
 /* ------------------------------------------------------------------ */

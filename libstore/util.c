@@ -92,6 +92,12 @@ int store__sqlerr(sqlite3 *db, int src, const char *what) {
   case SQLITE_NOTADB: rc = STORE_ERR_CORRUPT; break;
   default: rc = STORE_ERR_IO; break;
   }
+  /* An I/O error may hide a condition the caller can act on. */
+  if (rc == STORE_ERR_IO && db) {
+    int e = sqlite3_system_errno(db);
+    if (e == EROFS || e == EACCES || e == EPERM) rc = STORE_ERR_READONLY;
+    else if (e == ENOSPC || e == EDQUOT) rc = STORE_ERR_NOSPC;
+  }
   return store__err(rc, "catalog: %s: %s", what,
                     db ? sqlite3_errmsg(db) : sqlite3_errstr(src));
 }

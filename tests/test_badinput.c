@@ -360,6 +360,30 @@ static void corrupt_chunk(void) {
   store_close(s);
 }
 
+/* Writing content whose chunk is damaged on disk must store the content
+ * for real (not lean on the damaged file), and heals the older object. */
+static void rewrite_over_corrupt_chunk(void) {
+  store *s = t_new_store();
+  T_OK(store_bucket_create(s, "bkt", NULL));
+  const size_t n = 3 * MiB;
+  uint8_t *d = t_gen(n, 7);
+  t_put(s, "bkt", "old", d, n);
+  store_close(s);
+  char which[4200];
+  corrupt_largest_chunk(which, sizeof which);
+  s = t_open_store();
+  T_RC(STORE_ERR_CORRUPT, read_rc(s, "bkt", "old"));
+  t_put(s, "bkt", "new", d, n); /* same bytes again */
+  T_CONTENT(s, "bkt", "new", d, n);
+  T_CONTENT(s, "bkt", "old", d, n); /* healed: the name has good bytes */
+  store_fsck_report fr;
+  memset(&fr, 0, sizeof fr);
+  T_OK(store_fsck(s, 0, NULL, NULL, &fr));
+  T_EQ_U64(fr.chunks_corrupt, 0);
+  free(d);
+  store_close(s);
+}
+
 static void missing_chunk_file(void) {
   store *s = t_new_store();
   T_OK(store_bucket_create(s, "bkt", NULL));
@@ -465,6 +489,7 @@ int main(int argc, char **argv) {
   T_RUN(metadata_limits);
   T_RUN(corrupt_chunk);
   T_RUN(missing_chunk_file);
+  T_RUN(rewrite_over_corrupt_chunk);
   T_RUN(not_a_store);
   T_RUN(bad_arguments);
   T_MAIN_END();
