@@ -736,6 +736,16 @@ int store_open(const char *dir, const store_config *cfg, store **out) {
     s->read_only = 1;
   }
   int rc = open_common(s, false);
+  if (rc == STORE_ERR_READONLY && !s->read_only) {
+    /* The filesystem refuses writes without saying so in statvfs (ext4
+     * after errors=remount-ro): serve what it holds, read-only. */
+    store_free(s);
+    s = store_alloc(dir, cfg);
+    if (!s) return store__errno(errno ? errno : ENOMEM, dir);
+    s->fs_read_only = true;
+    s->read_only = 1;
+    rc = open_common(s, false);
+  }
   if (rc) {
     store_free(s);
     return rc;

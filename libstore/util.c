@@ -80,6 +80,22 @@ int store__errno(int err, const char *what) {
   return store__err(rc, "%s: %s", what, strerror(err));
 }
 
+/* Can a file be created next to `file`?  0 if so, else the errno. */
+static int probe_dir(const char *file) {
+  if (!file || !*file) return 0;
+  const char *slash = strrchr(file, '/');
+  if (!slash) return 0;
+  char path[4096];
+  int n = snprintf(path, sizeof path, "%.*s/.probe-%d-%lx", (int)(slash - file),
+                   file, (int)getpid(), (unsigned long)pthread_self());
+  if (n < 0 || (size_t)n >= sizeof path) return 0;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return errno == EEXIST ? 0 : errno;
+  close(fd);
+  unlink(path);
+  return 0;
+}
+
 int store__sqlerr(sqlite3 *db, int src, const char *what) {
   int rc;
   switch (src & 0xff) {
@@ -92,9 +108,12 @@ int store__sqlerr(sqlite3 *db, int src, const char *what) {
   case SQLITE_NOTADB: rc = STORE_ERR_CORRUPT; break;
   default: rc = STORE_ERR_IO; break;
   }
-  /* An I/O error may hide a condition the caller can act on. */
+  /* An I/O error may hide a condition the caller can act on: a
+   * filesystem that turned read-only (ext4 errors=remount-ro) or filled
+   * up.  SQLite does not always keep the errno, so probe the directory. */
   if (rc == STORE_ERR_IO && db) {
     int e = sqlite3_system_errno(db);
+    if (e == 0) e = probe_dir(sqlite3_db_filename(db, "main"));
     if (e == EROFS || e == EACCES || e == EPERM) rc = STORE_ERR_READONLY;
     else if (e == ENOSPC || e == EDQUOT) rc = STORE_ERR_NOSPC;
   }
