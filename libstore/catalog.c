@@ -323,9 +323,16 @@ static int exec(conn *c, const char *sql) {
 
 /* The cross-process writer lock (see struct store). */
 static int writer_lock(store *s) {
-  pthread_mutex_lock(&s->wlock_mu);
-  if (s->wlock_fd < 0) return STORE_OK;
+  /* One deadline for the whole wait, this process's queue included: a
+   * writer must not wait for each of its predecessors' full timeouts. */
   int64_t deadline = store__now_ns() + (int64_t)s->cfg.busy_timeout_ms * 1000000;
+  struct timespec ts = {.tv_sec = deadline / 1000000000,
+                        .tv_nsec = deadline % 1000000000};
+  if (pthread_mutex_timedlock(&s->wlock_mu, &ts) != 0)
+    return store__err(STORE_ERR_BUSY,
+                      "catalog: waited %u ms for this process's writers",
+                      s->cfg.busy_timeout_ms);
+  if (s->wlock_fd < 0) return STORE_OK;
   useconds_t pause = 20;
   while (flock(s->wlock_fd, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK && errno != EINTR) return STORE_OK; /* SQLite still locks */
