@@ -178,6 +178,9 @@ static const char *const stmt_sql[ST__COUNT] = {
         " AND is_latest ORDER BY key LIMIT ?5",
     [ST_BUCKET_HEAD] = "SELECT name, owner, created_ns, versioning FROM"
                        " bucket WHERE name = ?1",
+    [ST_USER_GET] = "SELECT access_key, secret_key, name, is_admin, revoked,"
+                    " created_ns FROM user WHERE access_key = ?1"
+                    " AND revoked = 0",
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
@@ -604,7 +607,18 @@ static void store_free(store *s) {
   free(s);
 }
 
+/* Process-wide SQLite settings, once, before the first connection.  If the
+ * application initialised SQLite itself, sqlite3_config refuses quietly. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void sqlite_setup(void) {
+  /* The memory statistics take a global mutex on every allocation, which
+   * every thread of s3d then contends on; libstore does not use them. */
+  sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static store *store_alloc(const char *dir, const store_config *cfg) {
+  pthread_once(&sqlite_once, sqlite_setup);
   store *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   if (cfg) s->cfg = *cfg;
@@ -868,13 +882,11 @@ int store_user_get(store *s, const char *access_key, store_user *out) {
   conn *c;
   int rc = store__conn_get(s, &c);
   if (rc) return rc;
-  sqlite3_stmt *st;
+  /* On every authenticated request: a cached statement. */
+  sqlite3_stmt *st = store__stmt(c, ST_USER_GET);
   rc = STORE_OK;
-  if (sqlite3_prepare_v2(c->db,
-                         "SELECT " USER_COLS " FROM user WHERE access_key=?1"
-                         " AND revoked = 0",
-                         -1, &st, NULL) != SQLITE_OK) {
-    rc = store__sqlerr(c->db, sqlite3_errcode(c->db), "user get");
+  if (!st) {
+    rc = STORE_ERR_IO;
   } else {
     sqlite3_bind_text(st, 1, access_key, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
@@ -882,7 +894,7 @@ int store_user_get(store *s, const char *access_key, store_user *out) {
     else if (src == SQLITE_DONE)
       rc = store__err(STORE_ERR_NO_USER, "access key not found");
     else rc = store__sqlerr(c->db, src, "user get");
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
   }
   store__conn_put(s, c);
   return rc;
