@@ -1469,6 +1469,19 @@ static int commit_part_fn(store *s, conn *c, void *arg) {
 /* Readers                                                             */
 /* ------------------------------------------------------------------ */
 #define READ_WINDOW 1024 /* extents loaded per catalog query */
+#define VA_SLOTS 4
+#define AHEAD_THREADS 2 /* chunks verified in parallel ahead of the reader */
+
+enum va_state { VA_QUEUED = 1, VA_BUSY, VA_READY };
+
+typedef struct va_slot {
+  int state;
+  uint8_t id[HASH_LEN];
+  uint8_t *buf; /* CHUNK_SIZE, from the store's pool */
+  uint64_t size;
+  int rc;
+  char err[256];
+} va_slot;
 
 struct store_reader {
   store *s;
@@ -1487,6 +1500,17 @@ struct store_reader {
                        stream worth prefetching; random reads are not */
   int fd;
   uint8_t fd_id[HASH_LEN];
+  /* verify-ahead: a sequential reader gets a helper thread that loads and
+   * checks the next chunks (ring [va_head, va_tail) in order) while the
+   * caller copies out the current one, so SHA-256 runs on another core */
+  va_slot va[VA_SLOTS];
+  unsigned va_head, va_tail;
+  size_t va_next; /* window index of the next extent to queue */
+  bool va_on, va_quit, va_failed;
+  pthread_t va_th[AHEAD_THREADS];
+  int va_threads;
+  pthread_mutex_t va_mu;
+  pthread_cond_t va_cv;
 };
 
 int store__info_from_row(sqlite3_stmt *st, int first, store_object_info *out) {
@@ -1676,14 +1700,15 @@ static void prefetch(store_reader *r, size_t from) {
  * is the caller's buffer and the chunk is not exactly `want` bytes, nothing
  * is loaded and *fits is cleared. */
 static int load_chunk_into(store_reader *r, conn *c, const uint8_t id[HASH_LEN],
-                           uint8_t *dst, size_t want, bool *fits);
+                           uint8_t *dst, size_t want, bool *fits,
+                           uint64_t *size_out);
 
 static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
   if (r->chave && !memcmp(r->cid, id, HASH_LEN)) return STORE_OK;
   r->chave = false;
   if (!r->cbuf && !(r->cbuf = store__buf_get(r->s))) return STORE_ERR_NOMEM;
   bool fits = true;
-  int rc = load_chunk_into(r, c, id, r->cbuf, 0, &fits);
+  int rc = load_chunk_into(r, c, id, r->cbuf, 0, &fits, &r->clen);
   if (!rc) {
     memcpy(r->cid, id, HASH_LEN);
     r->chave = true;
@@ -1692,7 +1717,8 @@ static int load_chunk(store_reader *r, conn *c, const uint8_t id[HASH_LEN]) {
 }
 
 static int load_chunk_into(store_reader *r, conn *c, const uint8_t id[HASH_LEN],
-                           uint8_t *dst, size_t want, bool *fits) {
+                           uint8_t *dst, size_t want, bool *fits,
+                           uint64_t *size_out) {
   sqlite3_stmt *st = store__stmt(c, ST_CHUNK_INLINE);
   if (!st) return STORE_ERR_IO;
   sqlite3_bind_blob(st, 1, id, HASH_LEN, SQLITE_STATIC);
@@ -1756,8 +1782,114 @@ static int load_chunk_into(store_reader *r, conn *c, const uint8_t id[HASH_LEN],
                         "chunk %s does not match its hash", hex);
     }
   }
-  if (dst == r->cbuf) r->clen = size;
+  if (size_out) *size_out = size;
   return STORE_OK;
+}
+
+static void *ahead_main(void *arg) {
+  store_reader *r = arg;
+  pthread_mutex_lock(&r->va_mu);
+  for (;;) {
+    va_slot *v = NULL;
+    for (unsigned i = r->va_head; i != r->va_tail; i++)
+      if (r->va[i % VA_SLOTS].state == VA_QUEUED) {
+        v = &r->va[i % VA_SLOTS];
+        break;
+      }
+    if (r->va_quit) break;
+    if (!v) {
+      pthread_cond_wait(&r->va_cv, &r->va_mu);
+      continue;
+    }
+    v->state = VA_BUSY;
+    pthread_mutex_unlock(&r->va_mu);
+    conn *c;
+    store__clear_err();
+    int rc = store__conn_get(r->s, &c);
+    if (!rc) {
+      bool fits = true;
+      rc = load_chunk_into(r, c, v->id, v->buf, 0, &fits, &v->size);
+      store__conn_put(r->s, c);
+    }
+    v->rc = rc;
+    if (rc) snprintf(v->err, sizeof v->err, "%s", store_errmsg());
+    pthread_mutex_lock(&r->va_mu);
+    v->state = VA_READY;
+    pthread_cond_broadcast(&r->va_cv);
+  }
+  pthread_mutex_unlock(&r->va_mu);
+  return NULL;
+}
+
+/* Queue the chunks after window index `from` while the ring has room. */
+static void ahead_fill(store_reader *r, size_t from) {
+  if (r->va_next < from) r->va_next = from;
+  pthread_mutex_lock(&r->va_mu);
+  while (r->va_tail - r->va_head < VA_SLOTS && r->va_next < r->n_win) {
+    extent *e = &r->win[r->va_next++];
+    if (e->hole) continue;
+    unsigned last = r->va_tail - 1;
+    if (r->va_tail != r->va_head &&
+        !memcmp(r->va[last % VA_SLOTS].id, e->id, HASH_LEN))
+      continue; /* the same chunk again (a multipart slice) */
+    va_slot *v = &r->va[r->va_tail % VA_SLOTS];
+    if (!v->buf && !(v->buf = store__buf_get(r->s))) break;
+    memcpy(v->id, e->id, HASH_LEN);
+    v->state = VA_QUEUED;
+    v->rc = STORE_OK;
+    r->va_tail++;
+  }
+  pthread_cond_broadcast(&r->va_cv);
+  pthread_mutex_unlock(&r->va_mu);
+}
+
+/* The verified bytes of chunk `id` from the ring, waiting for them if they
+ * are being loaded; NULL when the ring does not hold that chunk (slots
+ * before it are dropped: the reader has moved past them). */
+static va_slot *ahead_take(store_reader *r, const uint8_t id[HASH_LEN]) {
+  pthread_mutex_lock(&r->va_mu);
+  va_slot *hit = NULL;
+  while (r->va_head != r->va_tail) {
+    va_slot *v = &r->va[r->va_head % VA_SLOTS];
+    while (v->state != VA_READY) pthread_cond_wait(&r->va_cv, &r->va_mu);
+    if (!memcmp(v->id, id, HASH_LEN)) {
+      hit = v;
+      break;
+    }
+    v->state = 0;
+    r->va_head++;
+  }
+  pthread_mutex_unlock(&r->va_mu);
+  return hit;
+}
+
+static void ahead_start(store_reader *r) {
+  if (r->va_on || r->va_failed) return;
+  pthread_mutex_init(&r->va_mu, NULL);
+  pthread_cond_init(&r->va_cv, NULL);
+  for (int i = 0; i < AHEAD_THREADS; i++)
+    if (pthread_create(&r->va_th[r->va_threads], NULL, ahead_main, r) == 0)
+      r->va_threads++;
+  if (r->va_threads == 0) {
+    pthread_mutex_destroy(&r->va_mu);
+    pthread_cond_destroy(&r->va_cv);
+    r->va_failed = true; /* verify on the caller's thread instead */
+    return;
+  }
+  r->va_on = true;
+}
+
+static void ahead_stop(store_reader *r) {
+  if (!r->va_on) return;
+  pthread_mutex_lock(&r->va_mu);
+  r->va_quit = true;
+  pthread_cond_broadcast(&r->va_cv);
+  pthread_mutex_unlock(&r->va_mu);
+  for (int i = 0; i < r->va_threads; i++) pthread_join(r->va_th[i], NULL);
+  for (int i = 0; i < VA_SLOTS; i++) store__buf_put(r->s, r->va[i].buf);
+  pthread_mutex_destroy(&r->va_mu);
+  pthread_cond_destroy(&r->va_cv);
+  r->va_on = false;
 }
 
 int store_read(store_reader *r, void *buf, size_t n, uint64_t off,
@@ -1787,14 +1919,42 @@ int store_read(store_reader *r, void *buf, size_t n, uint64_t off,
     extent *e = &r->win[lo];
     uint64_t in = pos - e->off;
     size_t take = e->len - in < n - done ? (size_t)(e->len - in) : n - done;
-    if (off == r->seq_end && off > 0) prefetch(r, lo + 1);
+    bool stream = off == r->seq_end && off > 0;
+    if (stream) prefetch(r, lo + 1);
     bool direct = false;
-    if (!e->hole && !r->s->cfg.skip_read_verify && e->coff == 0 && in == 0 &&
+    if (stream && !e->hole && !r->s->cfg.skip_read_verify) {
+      /* A stream: chunks are verified ahead on the helper thread. */
+      ahead_start(r);
+      if (r->va_on) {
+        va_slot *v = ahead_take(r, e->id);
+        if (!v) {
+          /* Not queued yet (a new window, or the first read): queue from
+           * here and take it when ready. */
+          r->va_next = lo;
+          ahead_fill(r, lo);
+          v = ahead_take(r, e->id);
+        }
+        if (v) {
+          ahead_fill(r, lo + 1);
+          if (v->rc) {
+            rc = store__err(v->rc, "%s", v->err);
+            break;
+          }
+          if (e->coff + in + take > v->size) {
+            rc = store__err(STORE_ERR_CORRUPT, "extent beyond its chunk");
+            break;
+          }
+          memcpy(p + done, v->buf + e->coff + in, take);
+          direct = true;
+        }
+      }
+    }
+    if (!direct && !e->hole && !r->s->cfg.skip_read_verify && e->coff == 0 && in == 0 &&
         take == e->len && !(r->chave && !memcmp(r->cid, e->id, HASH_LEN))) {
       /* The read covers the whole chunk: load and verify it right in the
        * caller's buffer, no copy. */
       bool fits = true;
-      rc = load_chunk_into(r, c, e->id, p + done, take, &fits);
+      rc = load_chunk_into(r, c, e->id, p + done, take, &fits, NULL);
       if (rc) break;
       direct = fits;
     }
@@ -1826,6 +1986,7 @@ int store_read(store_reader *r, void *buf, size_t n, uint64_t off,
 
 void store_reader_close(store_reader *r) {
   if (!r) return;
+  ahead_stop(r);
   if (r->fd >= 0) close(r->fd);
   store__buf_put(r->s, r->cbuf);
   free(r->win);
