@@ -12,13 +12,19 @@
 #include "s3d.h"
 #include "xmlout.h"
 
+/* ctx: NULL, or the struct req being authenticated, which then learns
+   whether its user is an administrator without a second look-up. */
 size_t auth_secret(void *ctx, const char *access_key, char *secret,
                    size_t cap) {
-  (void)ctx;
   store_user u;
   /* Unknown and revoked keys both give STORE_ERR_NO_USER:
      InvalidAccessKeyId. */
   if (store_user_get(g_s3d.st, access_key, &u) != STORE_OK) return 0;
+  if (ctx) {
+    struct req *r = ctx;
+    r->is_admin = u.is_admin != 0;
+    r->user_looked_up = 1;
+  }
   size_t n = strlen(u.secret_key);
   if (n == 0 || n + 1 > cap) {
     memset(&u, 0, sizeof u);
@@ -43,7 +49,7 @@ int auth_request(struct req *r) {
     .header = header_cb,
     .header_ctx = r,
     .secret = auth_secret,
-    .secret_ctx = NULL,
+    .secret_ctx = r,
     .now = time(NULL),
     .region = g_s3d.cfg.region,
   };
@@ -102,6 +108,36 @@ int auth_request(struct req *r) {
   }
   reply_error_ex(r, se, e.message, extra);
   return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bucket ownership.                                                  */
+/* ------------------------------------------------------------------ */
+/* A bucket belongs to the access key that created it (store_bucket_info
+   .owner; "" for buckets made with storectl).  Administrators may use every
+   bucket, other users only their own.  The request's key is the one its
+   signature (or, for PostObject, its policy signature) was verified with. */
+int authz_owns(struct req *r, const store_bucket_info *bi) {
+  if (!r->auth.access_key[0]) return 0;
+  if (!r->user_looked_up) {
+    store_user u;
+    if (store_user_get(g_s3d.st, r->auth.access_key, &u) != STORE_OK)
+      return 0; /* revoked since the signature check: nothing is allowed */
+    r->is_admin = u.is_admin != 0;
+    r->user_looked_up = 1;
+    memset(&u, 0, sizeof u);
+  }
+  if (r->is_admin) return 1;
+  return bi->owner[0] && !strcmp(bi->owner, r->auth.access_key);
+}
+
+enum s3err authz_bucket(struct req *r, const char *bucket) {
+  store_bucket_info bi;
+  int rc = store_bucket_head(g_s3d.st, bucket, &bi);
+  if (rc == STORE_ERR_NO_BUCKET || rc == STORE_ERR_BAD_BUCKET_NAME)
+    return S3E_NONE; /* nothing to protect: the operation says why */
+  if (rc) return s3err_from_rc(rc); /* fail closed */
+  return authz_owns(r, &bi) ? S3E_NONE : S3E_AccessDenied;
 }
 
 /* Opaque listing tokens are protected by an HMAC keyed from the user's

@@ -106,6 +106,13 @@ static const struct s3err_info k_errors[S3E__COUNT] = {
   [S3E_InsufficientStorage] = {"InsufficientStorage", 507,
                                "Your request could not be stored: the store "
                                "is out of space."},
+  /* A read-only store (opened so, or its filesystem turned read-only under
+     us) is a state of the server, not a fault of the request nor of the
+     credentials: 503 ServiceUnavailable, the code S3 uses when it cannot
+     take a request for now, with a message that says why.  Reads go on. */
+  [S3E_StoreReadOnly] = {"ServiceUnavailable", 503,
+                         "The store is read-only: it serves reads, but "
+                         "refuses writes until it is writable again."},
 };
 
 const struct s3err_info *s3err_get(enum s3err e) {
@@ -122,7 +129,7 @@ static const enum s3err k_rc_map[STORE_ERR__COUNT] = {
   [STORE_ERR_NOMEM] = S3E_SlowDown,
   [STORE_ERR_IO] = S3E_InternalError,
   [STORE_ERR_NOSPC] = S3E_InsufficientStorage,
-  [STORE_ERR_READONLY] = S3E_AccessDenied,
+  [STORE_ERR_READONLY] = S3E_StoreReadOnly,
   [STORE_ERR_CORRUPT] = S3E_InternalError,
   [STORE_ERR_BUSY] = S3E_SlowDown,
   [STORE_ERR_INVALID] = S3E_InvalidArgument,

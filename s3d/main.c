@@ -55,6 +55,19 @@ static void usage(FILE *f) {
     "  --max-connections N    connection limit (default 256;\n"
     "                         env S3D_MAX_CONNECTIONS)\n"
     "  --timeout SECONDS      idle connection timeout (default 120)\n"
+    "  --header-timeout S     a request header must be complete this long\n"
+    "                         after the connection opened or the request's\n"
+    "                         first byte, else the connection is closed\n"
+    "                         (default 10, at most --timeout; 0: no limit)\n"
+    "  --min-body-rate B      a request body must bring B bytes a second,\n"
+    "                         counted over 30 s windows, else the connection\n"
+    "                         is closed (default 1024; 0: no limit)\n"
+    "  --max-connections-per-ip N\n"
+    "                         connections from one address (default 0: only\n"
+    "                         --max-connections)\n"
+    "  --busy-timeout MS      how long a write waits for another process's\n"
+    "                         lock on the catalog before 503 SlowDown\n"
+    "                         (default 30000)\n"
     "  --shutdown-timeout S   on SIGTERM, wait this long for requests in\n"
     "                         flight (default 30)\n"
     "  --durability full|process\n"
@@ -85,6 +98,10 @@ static struct opt g_opts[] = {
   {"region", "S3D_REGION", NULL, 0},
   {"max-connections", "S3D_MAX_CONNECTIONS", NULL, 0},
   {"timeout", "S3D_TIMEOUT", NULL, 0},
+  {"header-timeout", "S3D_HEADER_TIMEOUT", NULL, 0},
+  {"min-body-rate", "S3D_MIN_BODY_RATE", NULL, 0},
+  {"max-connections-per-ip", "S3D_MAX_CONNECTIONS_PER_IP", NULL, 0},
+  {"busy-timeout", "S3D_BUSY_TIMEOUT", NULL, 0},
   {"shutdown-timeout", "S3D_SHUTDOWN_TIMEOUT", NULL, 0},
   {"durability", "S3D_DURABILITY", NULL, 0},
   {NULL, NULL, NULL, 0},
@@ -239,6 +256,10 @@ int main(int argc, char **argv) {
     {"region", required_argument, 0, 'r'},
     {"max-connections", required_argument, 0, 'm'},
     {"timeout", required_argument, 0, 't'},
+    {"header-timeout", required_argument, 0, 'H'},
+    {"min-body-rate", required_argument, 0, 'R'},
+    {"max-connections-per-ip", required_argument, 0, 'P'},
+    {"busy-timeout", required_argument, 0, 'B'},
     {"shutdown-timeout", required_argument, 0, 'T'},
     {"durability", required_argument, 0, 'D'},
     {"config", required_argument, 0, 'C'},
@@ -307,6 +328,31 @@ int main(int argc, char **argv) {
     fprintf(stderr, "s3d: bad --timeout value\n");
     return 2;
   }
+  cfg->header_timeout_s = cfg->timeout_s < 10 ? cfg->timeout_s : 10;
+  if (get_opt("header-timeout") &&
+      parse_uint(get_opt("header-timeout"), 0, 86400, &cfg->header_timeout_s)) {
+    fprintf(stderr, "s3d: bad --header-timeout value\n");
+    return 2;
+  }
+  cfg->min_body_rate = 1024;
+  if (get_opt("min-body-rate") &&
+      parse_uint(get_opt("min-body-rate"), 0, 1u << 30, &cfg->min_body_rate)) {
+    fprintf(stderr, "s3d: bad --min-body-rate value\n");
+    return 2;
+  }
+  if (get_opt("max-connections-per-ip") &&
+      parse_uint(get_opt("max-connections-per-ip"), 0, 100000,
+                 &cfg->per_ip_conns)) {
+    fprintf(stderr, "s3d: bad --max-connections-per-ip value\n");
+    return 2;
+  }
+  if (get_opt("busy-timeout") &&
+      parse_uint(get_opt("busy-timeout"), 1, 3600 * 1000,
+                 &cfg->busy_timeout_ms)) {
+    fprintf(stderr, "s3d: bad --busy-timeout value (milliseconds, 1 to "
+                    "3600000)\n");
+    return 2;
+  }
   if (get_opt("shutdown-timeout") &&
       parse_uint(get_opt("shutdown-timeout"), 0, 86400, &cfg->shutdown_s)) {
     fprintf(stderr, "s3d: bad --shutdown-timeout value\n");
@@ -353,6 +399,7 @@ int main(int argc, char **argv) {
 
   store_config scfg = {0};
   scfg.durability = cfg->durability;
+  scfg.busy_timeout_ms = cfg->busy_timeout_ms; /* 0: libstore's default */
   int rc = store_open(cfg->store_dir, &scfg, &g_s3d.st);
   if (rc) {
     fprintf(stderr, "s3d: cannot open store %s: %s: %s\n", cfg->store_dir,
@@ -388,7 +435,9 @@ int main(int argc, char **argv) {
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
       MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, guard_notify_cb, NULL,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_conns,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
       /* Request headers plus the upload slice MHD hands us per call. */
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
@@ -399,6 +448,12 @@ int main(int argc, char **argv) {
   if (!d) {
     fprintf(stderr, "s3d: cannot listen on %s: %s\n", cfg->listen,
             errno ? strerror(errno) : "libmicrohttpd refused to start");
+    store_close(g_s3d.st);
+    return 1;
+  }
+  if (guard_start()) {
+    fprintf(stderr, "s3d: cannot start the connection guard thread\n");
+    MHD_stop_daemon(d);
     store_close(g_s3d.st);
     return 1;
   }
@@ -418,6 +473,7 @@ int main(int argc, char **argv) {
     if (atomic_load(&g_inflight) == 0) break;
     usleep(100 * 1000);
   }
+  guard_stop();
   MHD_stop_daemon(d);
   store_close(g_s3d.st);
   free(cert);

@@ -64,6 +64,7 @@ void op_list_buckets(struct req *r) {
   s3xml_close(&x);
   s3xml_open(&x, "Buckets", NULL);
   for (size_t i = 0; i < n; i++) {
+    if (!authz_owns(r, &bl[i])) continue; /* someone else's */
     s3xml_open(&x, "Bucket", NULL);
     s3xml_elem_str(&x, "Name", bl[i].name);
     s3xml_elem_time(&x, "CreationDate", ns_to_s(bl[i].created_ns));
@@ -83,11 +84,18 @@ static void create_bucket_end(struct req *r) {
   if (e) return reply_error(r, e, NULL);
   int rc = store_bucket_create(g_s3d.st, r->bucket, r->auth.access_key);
   if (rc == STORE_ERR_BUCKET_EXISTS) {
+    /* Yours: you created it, or you are an administrator and storectl did
+       (owner ""), as authz_owns() decides access.  Anyone else's name is
+       taken. */
     store_bucket_info bi;
-    if (store_bucket_head(g_s3d.st, r->bucket, &bi) == STORE_OK &&
-        bi.owner[0] && strcmp(bi.owner, r->auth.access_key))
+    rc = store_bucket_head(g_s3d.st, r->bucket, &bi);
+    if (rc == STORE_OK &&
+        (!strcmp(bi.owner, r->auth.access_key) ||
+         (!bi.owner[0] && authz_owns(r, &bi))))
+      return reply_error(r, S3E_BucketAlreadyOwnedByYou, NULL);
+    if (rc == STORE_OK || rc == STORE_ERR_NO_BUCKET)
       return reply_error(r, S3E_BucketAlreadyExists, NULL);
-    return reply_error(r, S3E_BucketAlreadyOwnedByYou, NULL);
+    return reply_rc(r, rc);
   }
   if (rc) return reply_rc(r, rc);
   /* persist before you reply: store_bucket_create has committed. */

@@ -303,10 +303,17 @@ struct get_stream {
   store_reader *rd;
   uint64_t off; /* first byte served */
   uint64_t len;
+  uint64_t *sent; /* the request's bytes_streamed */
 };
 
 static ssize_t get_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   struct get_stream *g = cls;
+  /* libmicrohttpd asks for the block at `pos` once everything before it
+     has gone to the socket: what the access log reports for a body that
+     was cut off (by a read error here, or by the client).  It never calls
+     this after the request's completion callback, so the request is
+     still there. */
+  *g->sent = pos;
   if (pos >= g->len) return MHD_CONTENT_READER_END_OF_STREAM;
   size_t want = max;
   if (want > g->len - pos) want = (size_t)(g->len - pos);
@@ -473,11 +480,15 @@ static void get_or_head(struct req *r, int head) {
     g->rd = rd;
     g->off = off;
     g->len = len;
+    g->sent = &r->bytes_streamed;
     /* Streamed from store_read into MHD's own block buffer (reused for
        every block): memory stays at GET_BLOCK per download. */
     resp = MHD_create_response_from_callback(len, GET_BLOCK, get_reader, g,
                                              get_free);
-    if (!resp) get_free(g);
+    if (!resp)
+      get_free(g);
+    else
+      r->streamed = 1;
   }
   if (!resp) {
     store_object_info_free(&info);
@@ -600,15 +611,11 @@ void op_delete_objects(struct req *r) {
 /* ------------------------------------------------------------------ */
 /* CopyObject.                                                        */
 /* ------------------------------------------------------------------ */
-/* Parse x-amz-copy-source ("[/]bucket/key[?versionId=v]", URL-encoded). */
-struct copy_src {
-  char bucket[STORE_BUCKET_NAME_MAX + 1];
-  char *key;
-  char *version;
-};
-
-static enum s3err parse_copy_source(const char *v, struct copy_src *cs) {
+/* Parse x-amz-copy-source ("[/]bucket/key[?versionId=v]", URL-encoded).
+   server.c checks the source bucket's ownership with this same parse. */
+enum s3err copy_source_parse(const char *v, struct copy_src *cs) {
   memset(cs, 0, sizeof *cs);
+  if (!v) return S3E_InvalidArgument;
   size_t n = strlen(v);
   const char *qm = memchr(v, '?', n);
   size_t pl = qm ? (size_t)(qm - v) : n;
@@ -647,7 +654,7 @@ static enum s3err parse_copy_source(const char *v, struct copy_src *cs) {
   return S3E_NONE;
 }
 
-static void copy_src_free(struct copy_src *cs) {
+void copy_src_free(struct copy_src *cs) {
   free(cs->key);
   free(cs->version);
 }
@@ -672,7 +679,7 @@ static int copy_source_conditions(struct req *r, const store_object_info *src) {
 
 void op_copy_object(struct req *r) {
   struct copy_src cs;
-  enum s3err e = parse_copy_source(req_header(r, "x-amz-copy-source"), &cs);
+  enum s3err e = copy_source_parse(req_header(r, "x-amz-copy-source"), &cs);
   if (e) {
     copy_src_free(&cs);
     return reply_error(r, e, "Copy Source must mention the source bucket and "
@@ -779,7 +786,7 @@ enum s3err copy_source_for_part(struct req *r, char *bucket, char **key,
 enum s3err copy_source_for_part(struct req *r, char *bucket, char **key,
                                 char **version, store_object_info *src) {
   struct copy_src cs;
-  enum s3err e = parse_copy_source(req_header(r, "x-amz-copy-source"), &cs);
+  enum s3err e = copy_source_parse(req_header(r, "x-amz-copy-source"), &cs);
   if (e) {
     copy_src_free(&cs);
     return e;

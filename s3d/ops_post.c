@@ -23,19 +23,11 @@
 #include "urlenc.h"
 #include "xmlout.h"
 
-#define POST_FIELDS_MAX 64
-#define POST_FIELDS_BYTES (64 * 1024)
 #define POLICY_MAX (64 * 1024)
-
-struct field {
-  char *name;
-  char *value;
-  size_t len;
-};
 
 struct post_state {
   struct MHD_PostProcessor *pp;
-  struct field f[POST_FIELDS_MAX];
+  struct post_field f[POST_FIELDS_MAX]; /* POST_FIELDS_MAX: s3d.h */
   size_t nf;
   size_t fbytes;
   int saw_file;
@@ -63,10 +55,15 @@ static void post_state_free(struct req *r) {
   r->op = NULL;
 }
 
-static const char *field(struct post_state *ps, const char *name) {
-  for (size_t i = 0; i < ps->nf; i++)
-    if (!strcasecmp(ps->f[i].name, name)) return ps->f[i].value;
+static const char *form_value(const struct post_field *f, size_t nf,
+                              const char *name) {
+  for (size_t i = 0; i < nf; i++)
+    if (!strcasecmp(f[i].name, name)) return f[i].value;
   return NULL;
+}
+
+static const char *field(struct post_state *ps, const char *name) {
+  return form_value(ps->f, ps->nf, name);
 }
 
 static void post_fail(struct post_state *ps, enum s3err e, const char *msg) {
@@ -275,12 +272,116 @@ static int is_num(const struct jv *v, uint64_t *out) {
 }
 
 /* The form value a policy condition names ("$key" -> field key). */
-static const char *cond_value(struct req *r, struct post_state *ps,
+static const char *cond_value(const char *bucket, const char *key,
+                              const struct post_field *f, size_t nf,
                               const char *name) {
   if (name[0] == '$') name++;
-  if (!strcasecmp(name, "bucket")) return r->bucket;
-  if (!strcasecmp(name, "key")) return ps->key;
-  return field(ps, name);
+  if (!strcasecmp(name, "bucket")) return bucket;
+  if (!strcasecmp(name, "key")) return key;
+  return form_value(f, nf, name);
+}
+
+enum s3err post_policy_check(const char *pol, size_t pl, time_t now,
+                             const char *bucket, const char *key,
+                             const struct post_field *f, size_t nf,
+                             struct post_limits *lim, const char **msg) {
+  memset(lim, 0, sizeof *lim);
+  *msg = NULL;
+  size_t dl = 0;
+  if (pl > POLICY_MAX) {
+    *msg = "policy too large";
+    return S3E_InvalidArgument;
+  }
+  char *doc = malloc(pl + 1);
+  if (!doc || s3_base64_decode((uint8_t *)doc, pl, pol, pl, &dl)) {
+    free(doc);
+    *msg = "Invalid Policy: Invalid base64";
+    return S3E_InvalidArgument;
+  }
+  struct jp j = {doc, doc + dl, 0};
+  struct jv root;
+  int bad = jvalue(&j, &root);
+  free(doc);
+  if (bad || root.t != J_OBJ) {
+    jv_free(&root);
+    *msg = "Invalid Policy: Invalid JSON";
+    return S3E_MalformedPOSTRequest;
+  }
+  const struct jv *exp = NULL, *conds = NULL;
+  for (size_t i = 0; i < root.n; i++) {
+    if (!strcmp(root.keys[i], "expiration")) exp = &root.items[i];
+    if (!strcmp(root.keys[i], "conditions")) conds = &root.items[i];
+  }
+  time_t et;
+  if (!exp || exp->t != J_STR || parse_iso8601(exp->s, &et) || !conds ||
+      conds->t != J_ARR) {
+    jv_free(&root);
+    *msg = "Invalid Policy: expiration and conditions are required";
+    return S3E_MalformedPOSTRequest;
+  }
+  if (now > et) {
+    jv_free(&root);
+    *msg = "Invalid according to Policy: Policy expired.";
+    return S3E_AccessDenied;
+  }
+  /* Every condition must hold; every field must be covered by one. */
+  int covered[POST_FIELDS_MAX] = {0};
+  const char *fail = NULL;
+  for (size_t i = 0; i < conds->n && !fail; i++) {
+    const struct jv *c = &conds->items[i];
+    const char *name = NULL, *op = "eq", *val = NULL;
+    if (c->t == J_OBJ && c->n == 1 && c->items[0].t == J_STR) {
+      name = c->keys[0];
+      val = c->items[0].s;
+    } else if (c->t == J_ARR && c->n == 3 && c->items[0].t == J_STR) {
+      op = c->items[0].s;
+      if (!strcasecmp(op, "content-length-range")) {
+        if (!is_num(&c->items[1], &lim->min_len) ||
+            !is_num(&c->items[2], &lim->max_len)) {
+          fail = "Invalid Policy: bad content-length-range";
+          break;
+        }
+        lim->has_range = 1;
+        continue;
+      }
+      if (c->items[1].t != J_STR || c->items[2].t != J_STR) {
+        fail = "Invalid Policy: bad condition";
+        break;
+      }
+      name = c->items[1].s;
+      val = c->items[2].s;
+    } else {
+      fail = "Invalid Policy: bad condition";
+      break;
+    }
+    const char *bare = name[0] == '$' ? name + 1 : name;
+    for (size_t k = 0; k < nf; k++)
+      if (!strcasecmp(f[k].name, bare)) covered[k] = 1;
+    const char *have = cond_value(bucket, key, f, nf, name);
+    if (!strcasecmp(op, "eq")) {
+      if (!have || strcmp(have, val)) fail = "Invalid according to Policy: "
+                                             "Policy Condition failed";
+    } else if (!strcasecmp(op, "starts-with")) {
+      if (!have || strncmp(have, val, strlen(val)))
+        fail = "Invalid according to Policy: Policy Condition failed";
+    } else {
+      fail = "Invalid Policy: unknown condition operator";
+    }
+  }
+  for (size_t k = 0; k < nf && !fail; k++) {
+    const char *n = f[k].name;
+    if (covered[k] || !strcasecmp(n, "policy") ||
+        !strcasecmp(n, "x-amz-signature") || !strcasecmp(n, "file") ||
+        !strncasecmp(n, "x-ignore-", 9) || !strcasecmp(n, "bucket"))
+      continue;
+    fail = "Invalid according to Policy: Extra input fields";
+  }
+  jv_free(&root);
+  if (fail) {
+    *msg = fail;
+    return S3E_AccessDenied;
+  }
+  return S3E_NONE;
 }
 
 /* Check the policy and its signature; 0 or sets ps->err. */
@@ -344,105 +445,40 @@ static int check_policy(struct req *r, struct post_state *ps) {
     return -1;
   }
   snprintf(r->auth.access_key, sizeof r->auth.access_key, "%s", parts[0]);
+  /* Bucket ownership, now that the form's signer is known (server.c's
+     authz_request() does this for every other operation). */
+  enum s3err oe = authz_bucket(r, r->bucket);
+  if (oe) {
+    post_fail(ps, oe, NULL);
+    return -1;
+  }
 
   /* The policy document. */
-  size_t pl = strlen(pol), dl = 0;
-  if (pl > POLICY_MAX) {
-    post_fail(ps, S3E_InvalidArgument, "policy too large");
+  struct post_limits lim;
+  const char *msg;
+  enum s3err e = post_policy_check(pol, strlen(pol), time(NULL), r->bucket,
+                                   ps->key, ps->f, ps->nf, &lim, &msg);
+  if (e) {
+    post_fail(ps, e, msg);
     return -1;
   }
-  char *doc = malloc(pl + 1);
-  if (!doc || s3_base64_decode((uint8_t *)doc, pl, pol, pl, &dl)) {
-    free(doc);
-    post_fail(ps, S3E_InvalidArgument, "Invalid Policy: Invalid base64");
-    return -1;
-  }
-  struct jp j = {doc, doc + dl, 0};
-  struct jv root;
-  int bad = jvalue(&j, &root);
-  free(doc);
-  if (bad || root.t != J_OBJ) {
-    jv_free(&root);
-    post_fail(ps, S3E_MalformedPOSTRequest, "Invalid Policy: Invalid JSON");
-    return -1;
-  }
-  const struct jv *exp = NULL, *conds = NULL;
-  for (size_t i = 0; i < root.n; i++) {
-    if (!strcmp(root.keys[i], "expiration")) exp = &root.items[i];
-    if (!strcmp(root.keys[i], "conditions")) conds = &root.items[i];
-  }
-  time_t et;
-  if (!exp || exp->t != J_STR || parse_iso8601(exp->s, &et) || !conds ||
-      conds->t != J_ARR) {
-    jv_free(&root);
-    post_fail(ps, S3E_MalformedPOSTRequest,
-              "Invalid Policy: expiration and conditions are required");
-    return -1;
-  }
-  if (time(NULL) > et) {
-    jv_free(&root);
-    post_fail(ps, S3E_AccessDenied, "Invalid according to Policy: Policy "
-                                    "expired.");
-    return -1;
-  }
-  /* Every condition must hold; every field must be covered by one. */
-  int covered[POST_FIELDS_MAX] = {0};
-  const char *fail = NULL;
-  for (size_t i = 0; i < conds->n && !fail; i++) {
-    const struct jv *c = &conds->items[i];
-    const char *name = NULL, *op = "eq", *val = NULL;
-    if (c->t == J_OBJ && c->n == 1 && c->items[0].t == J_STR) {
-      name = c->keys[0];
-      val = c->items[0].s;
-    } else if (c->t == J_ARR && c->n == 3 && c->items[0].t == J_STR) {
-      op = c->items[0].s;
-      if (!strcasecmp(op, "content-length-range")) {
-        if (!is_num(&c->items[1], &ps->min_len) ||
-            !is_num(&c->items[2], &ps->max_len)) {
-          fail = "Invalid Policy: bad content-length-range";
-          break;
-        }
-        ps->has_range = 1;
-        continue;
-      }
-      if (c->items[1].t != J_STR || c->items[2].t != J_STR) {
-        fail = "Invalid Policy: bad condition";
-        break;
-      }
-      name = c->items[1].s;
-      val = c->items[2].s;
-    } else {
-      fail = "Invalid Policy: bad condition";
-      break;
-    }
-    const char *bare = name[0] == '$' ? name + 1 : name;
-    for (size_t k = 0; k < ps->nf; k++)
-      if (!strcasecmp(ps->f[k].name, bare)) covered[k] = 1;
-    const char *have = cond_value(r, ps, name);
-    if (!strcasecmp(op, "eq")) {
-      if (!have || strcmp(have, val)) fail = "Invalid according to Policy: "
-                                             "Policy Condition failed";
-    } else if (!strcasecmp(op, "starts-with")) {
-      if (!have || strncmp(have, val, strlen(val)))
-        fail = "Invalid according to Policy: Policy Condition failed";
-    } else {
-      fail = "Invalid Policy: unknown condition operator";
-    }
-  }
-  for (size_t k = 0; k < ps->nf && !fail; k++) {
-    const char *n = ps->f[k].name;
-    if (covered[k] || !strcasecmp(n, "policy") ||
-        !strcasecmp(n, "x-amz-signature") || !strcasecmp(n, "file") ||
-        !strncasecmp(n, "x-ignore-", 9) || !strcasecmp(n, "bucket"))
-      continue;
-    fail = "Invalid according to Policy: Extra input fields";
-  }
-  jv_free(&root);
-  if (fail) {
-    post_fail(ps, S3E_AccessDenied, fail);
-    return -1;
-  }
+  ps->has_range = lim.has_range;
+  ps->min_len = lim.min_len;
+  ps->max_len = lim.max_len;
   return 0;
+}
+
+char *post_object_key(const char *k, const char *filename) {
+  /* ${filename} is replaced by the uploaded file's name. */
+  const char *fn = filename ? filename : "";
+  const char *sl = strrchr(fn, '/');
+  if (sl) fn = sl + 1;
+  const char *ph = strstr(k, "${filename}");
+  if (!ph) return strdup(k);
+  size_t n = strlen(k) - 11 + strlen(fn);
+  char *key = malloc(n + 1);
+  if (key) snprintf(key, n + 1, "%.*s%s%s", (int)(ph - k), k, fn, ph + 11);
+  return key;
 }
 
 /* The first bytes of `file`: all fields are in; authorise and open. */
@@ -454,19 +490,7 @@ static int start_file(struct req *r, struct post_state *ps,
                                        "named 'key'.");
     return -1;
   }
-  /* ${filename} is replaced by the uploaded file's name. */
-  const char *fn = filename ? filename : "";
-  const char *sl = strrchr(fn, '/');
-  if (sl) fn = sl + 1;
-  const char *ph = strstr(k, "${filename}");
-  if (ph) {
-    size_t n = strlen(k) - 11 + strlen(fn);
-    ps->key = malloc(n + 1);
-    if (ps->key)
-      snprintf(ps->key, n + 1, "%.*s%s%s", (int)(ph - k), k, fn, ph + 11);
-  } else {
-    ps->key = strdup(k);
-  }
+  ps->key = post_object_key(k, filename);
   if (!ps->key) {
     post_fail(ps, S3E_SlowDown, NULL);
     return -1;
@@ -496,6 +520,10 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind,
   struct req *r = cls;
   struct post_state *ps = r->op;
   if (ps->err) return MHD_NO;
+  if (!key) { /* MHD passes NULL for a part without a name="..." */
+    post_fail(ps, S3E_MalformedPOSTRequest, "a form part has no name");
+    return MHD_NO;
+  }
   if (ps->file_done) return MHD_YES; /* fields after the file: ignored */
   if (!strcmp(key, "file")) {
     if (!ps->saw_file) {
@@ -523,38 +551,45 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind,
     ps->file_done = 1;
     return MHD_YES;
   }
-  ps->fbytes += size + strlen(key);
-  if (ps->fbytes > POST_FIELDS_BYTES) {
-    post_fail(ps, S3E_MaxMessageLengthExceeded, "form fields too large");
+  const char *msg = NULL;
+  enum s3err e =
+      post_field_add(ps->f, &ps->nf, &ps->fbytes, key, off, data, size, &msg);
+  if (e) {
+    post_fail(ps, e, msg);
     return MHD_NO;
   }
-  struct field *f = NULL;
-  if (off > 0 && ps->nf && !strcmp(ps->f[ps->nf - 1].name, key))
-    f = &ps->f[ps->nf - 1];
-  if (!f) {
-    if (ps->nf >= POST_FIELDS_MAX) {
-      post_fail(ps, S3E_MalformedPOSTRequest, "too many form fields");
-      return MHD_NO;
-    }
-    f = &ps->f[ps->nf++];
-    f->name = strdup(key);
-    f->value = calloc(1, 1);
-    f->len = 0;
-    if (!f->name || !f->value) {
-      post_fail(ps, S3E_SlowDown, NULL);
-      return MHD_NO;
-    }
-  }
-  char *nv = realloc(f->value, f->len + size + 1);
-  if (!nv) {
-    post_fail(ps, S3E_SlowDown, NULL);
-    return MHD_NO;
-  }
-  memcpy(nv + f->len, data, size);
-  f->len += size;
-  nv[f->len] = 0;
-  f->value = nv;
   return MHD_YES;
+}
+
+enum s3err post_field_add(struct post_field *f, size_t *nf, size_t *fbytes,
+                          const char *key, uint64_t off, const char *data,
+                          size_t size, const char **msg) {
+  *msg = NULL;
+  *fbytes += size + strlen(key);
+  if (*fbytes > POST_FIELDS_BYTES) {
+    *msg = "form fields too large";
+    return S3E_MaxMessageLengthExceeded;
+  }
+  struct post_field *cur = NULL;
+  if (off > 0 && *nf && !strcmp(f[*nf - 1].name, key)) cur = &f[*nf - 1];
+  if (!cur) {
+    if (*nf >= POST_FIELDS_MAX) {
+      *msg = "too many form fields";
+      return S3E_MalformedPOSTRequest;
+    }
+    cur = &f[(*nf)++];
+    cur->name = strdup(key);
+    cur->value = calloc(1, 1);
+    cur->len = 0;
+    if (!cur->name || !cur->value) return S3E_SlowDown;
+  }
+  char *nv = realloc(cur->value, cur->len + size + 1);
+  if (!nv) return S3E_SlowDown;
+  memcpy(nv + cur->len, data, size);
+  cur->len += size;
+  nv[cur->len] = 0;
+  cur->value = nv;
+  return S3E_NONE;
 }
 
 void post_feed(struct req *r, const char *p, size_t n) {

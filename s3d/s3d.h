@@ -48,6 +48,10 @@ struct s3d_config {
   unsigned timeout_s;   /* idle connection timeout */
   unsigned shutdown_s;  /* how long SIGTERM waits for in-flight requests */
   int durability;       /* enum store_durability */
+  unsigned header_timeout_s; /* time to send a complete request header */
+  unsigned min_body_rate;    /* bytes/s a request body must keep up; 0 off */
+  unsigned per_ip_conns;     /* connections per client address; 0 no limit */
+  unsigned busy_timeout_ms;  /* libstore's wait for the catalog lock */
 };
 
 struct s3d_global {
@@ -104,6 +108,7 @@ enum s3err {
   S3E_InvalidChecksum, /* "InvalidRequest" with a checksum message in S3;
                           we answer BadDigest as S3 does for mismatches */
   S3E_InsufficientStorage,
+  S3E_StoreReadOnly, /* 503 ServiceUnavailable: the store refuses writes */
   S3E__COUNT
 };
 
@@ -183,8 +188,11 @@ struct qparam {
 
 typedef void (*op_fn)(struct req *r);
 
+struct conn_guard;
+
 struct req {
   struct MHD_Connection *conn;
+  struct conn_guard *guard; /* the connection's deadlines (server.c) */
   char *target;          /* raw request target */
   size_t target_len;
   const char *method;
@@ -192,10 +200,13 @@ struct req {
   char remote[64];
   struct timespec t0;
   int started;
+  int deferred;          /* no body: dispatched in the last access_cb call */
   int responded;
   int status;
-  uint64_t bytes_out;
+  uint64_t bytes_out;     /* the body's length as replied */
   uint64_t bytes_in;
+  int streamed;           /* body produced by a reader callback: */
+  uint64_t bytes_streamed; /* bytes of it handed to the socket so far */
   int is_head;
 
   struct hdr hdrs[S3D_MAX_HEADERS];
@@ -214,6 +225,8 @@ struct req {
   struct s3sig_auth auth;
   int authed;
   int anonymous;         /* PostObject authenticates from the form */
+  int user_looked_up;    /* is_admin below is known (auth_secret) */
+  int is_admin;          /* the authenticated user is an administrator */
 
   /* The operation: `op_end` runs when the body has been received. */
   op_fn op_end;
@@ -257,6 +270,16 @@ size_t auth_secret(void *ctx, const char *access_key, char *secret,
 /* A 32-byte key derived from the user's secret for opaque tokens. */
 int auth_token_key(const char *access_key, uint8_t key[32]);
 
+/* Bucket ownership (docs/s3-compat.md, "Users and bucket ownership"): an
+   administrator may use every bucket; any other user only the buckets it
+   created.  These are the only places that decide it. */
+/* May the request's (authenticated) user use a bucket described by bi? */
+int authz_owns(struct req *r, const store_bucket_info *bi);
+/* S3E_NONE when the request's user may use `bucket` or the bucket does not
+   exist (the operation then answers NoSuchBucket), S3E_AccessDenied when it
+   belongs to someone else, or the error that prevented the check. */
+enum s3err authz_bucket(struct req *r, const char *bucket);
+
 /* ------------------------------------------------------------------ */
 /* Operations.                                                        */
 /* ------------------------------------------------------------------ */
@@ -297,6 +320,40 @@ void op_list_parts(struct req *r);
 void op_post_object(struct req *r);
 /* PostObject receives its own body (multipart/form-data parser). */
 void post_feed(struct req *r, const char *p, size_t n);
+/* The pure parts of PostObject, which tests and fuzzers call directly. */
+#define POST_FIELDS_MAX 64            /* form fields before `file` */
+#define POST_FIELDS_BYTES (64 * 1024) /* their names and values together */
+struct post_field {
+  char *name;
+  char *value; /* NUL-terminated, len bytes */
+  size_t len;
+};
+/* Add one piece of form field `key` (not NULL) to f[0..*nf): libmicrohttpd
+   hands a value over in pieces, off > 0 continuing the field last added
+   under the same name. *fbytes counts names and values against
+   POST_FIELDS_BYTES. Returns S3E_NONE, or the error that fails the request
+   (*msg its message or NULL). The fields stay owned by the caller's f. */
+enum s3err post_field_add(struct post_field *f, size_t *nf, size_t *fbytes,
+                          const char *key, uint64_t off, const char *data,
+                          size_t size, const char **msg);
+/* The object key of form field key_field: its first "${filename}" replaced
+   by the last path component of filename (NULL: ""). malloc'd; NULL when
+   out of memory. */
+char *post_object_key(const char *key_field, const char *filename);
+/* What a policy allows of the upload's size. */
+struct post_limits {
+  int has_range;
+  uint64_t min_len, max_len;
+};
+/* Check a policy document -- pol[0..n), the form's base64 `policy` field,
+   its signature already verified -- against the form at time now: JSON,
+   not expired, every condition holds for bucket, key and the fields
+   f[0..nf) (nf <= POST_FIELDS_MAX), every field covered by a condition.
+   Returns S3E_NONE and *lim, or the error and *msg. */
+enum s3err post_policy_check(const char *pol, size_t n, time_t now,
+                             const char *bucket, const char *key,
+                             const struct post_field *f, size_t nf,
+                             struct post_limits *lim, const char **msg);
 
 /* Shared helpers of the operation files (ops_object.c). */
 /* Build put options from the request headers (meta, system headers,
@@ -319,6 +376,15 @@ enum s3err parse_tag_query(const char *s, store_kv **tags, size_t *n);
    Content-Type, meta, system headers, checksum when asked). */
 void resp_object_headers(struct req *r, struct MHD_Response *resp,
                          const store_object_info *info, int with_checksum);
+/* x-amz-copy-source ("[/]bucket/key[?versionId=v]", URL-encoded), parsed
+   once the same way for the ownership check and the copy (ops_object.c). */
+struct copy_src {
+  char bucket[STORE_BUCKET_NAME_MAX + 1];
+  char *key;
+  char *version;
+};
+enum s3err copy_source_parse(const char *v, struct copy_src *cs);
+void copy_src_free(struct copy_src *cs);
 /* Bucket must exist: else replies NoSuchBucket and returns -1. */
 int need_bucket(struct req *r);
 /* Buffered-XML-body operations: set up a SINK_BUF body and run `end`. */
@@ -351,6 +417,17 @@ enum s3err xmlin_complete(const char *p, size_t n, struct cpart **parts,
                           size_t *nparts);
 void cparts_free(struct cpart *p, size_t n);
 enum s3err xmlin_versioning(const char *p, size_t n, char **status);
+
+/* ------------------------------------------------------------------ */
+/* Connection deadlines (server.c): slow request headers and bodies.  */
+/* ------------------------------------------------------------------ */
+/* MHD_OPTION_NOTIFY_CONNECTION callback: tracks every connection. */
+void guard_notify_cb(void *cls, struct MHD_Connection *conn,
+                     void **socket_context,
+                     enum MHD_ConnectionNotificationCode toe);
+/* Start and stop the thread that closes connections past a deadline. */
+int guard_start(void);
+void guard_stop(void);
 
 /* Misc utilities (server.c). */
 char *xstrdup(const char *s);

@@ -314,7 +314,8 @@ s3sig_result s3sig_parse_presigned(const char *query, size_t n,
     if (ur == S3URL_TOO_LONG) continue;
     if (ur != S3URL_OK) return S3SIG_BAD_TARGET;
     for (int k = 0; k < P_COUNT; k++) {
-      if (strcmp(name, presign_names[k]) != 0) continue;
+      /* By length: a name may decode to NULs ("X-Amz-Signature%00"). */
+      if (!streq_n(name, nlen, presign_names[k])) continue;
       if (seen[k]++) return S3SIG_QUERY_MALFORMED; /* duplicate */
       ur = s3url_decode(val[k], sizeof val[k], params[i].value,
                         params[i].value_len, S3URL_PLUS_SPACE | S3URL_REJECT_NUL,

@@ -362,7 +362,10 @@ def suite(R, srv, tag):
             want(cc.req("GET", B + "/ka%d" % i), 200)
         sock = cc.c.sock
         want(cc.req("GET", B), 200)
-        eq(cc.c.sock is sock, True)
+        want(cc.req("HEAD", B + "/ka1"), 200)
+        want(cc.req("GET", B, query=[("list-type", "2")]), 200)
+        # the same socket all along: s3d kept the connection open
+        eq(sock is not None and cc.c.sock is sock, True)
     R.run(t("keep_alive"), keep_alive)
 
     # --- malformed input --------------------------------------------------------------
@@ -586,6 +589,128 @@ def config_env_vhost(R):
         srv.cleanup()
 
 
+def ownership(R):
+    """Bucket ownership: an ordinary user uses only its own buckets, an
+    administrator (the key storectl init made) every bucket."""
+    U = ("AKIAORDINARYUSER0001", "ordinaryUserSecret/0123456789abcdefghijk")
+    srv = C.Server(users=[U])
+    try:
+        c = Conn(srv)
+        u = dict(access=U[0], secret=U[1])
+        env = {"PATH": "/usr/bin:/bin", "HOME": srv.home}
+        C.run([C.STORECTL, "--store", srv.store, "bucket", "create", "cli-bkt"], env)
+        want(c.req("PUT", "/adm-bkt"), 200)
+        want(c.req("PUT", "/adm-bkt/obj", b"admin data"), 200)
+        want(c.req("PUT", "/usr-bkt", **u), 200)
+        want(c.req("PUT", "/usr-bkt/obj", b"user data", **u), 200)
+
+        def user_confined():
+            for b in ("/adm-bkt", "/cli-bkt"):
+                want(c.req("GET", b, query=[("list-type", "2")], **u), 403, "AccessDenied")
+                eq(c.req("HEAD", b, **u)[0], 403)
+                want(c.req("PUT", b + "/x", b"x", **u), 403, "AccessDenied")
+            want(c.req("GET", "/adm-bkt/obj", **u), 403, "AccessDenied")
+            want(c.req("DELETE", "/adm-bkt/obj", **u), 403, "AccessDenied")
+            want(c.req("POST", "/adm-bkt/mp", query=[("uploads", "")], **u), 403,
+                 "AccessDenied")
+            # copying out of someone else's bucket into one's own
+            want(c.req("PUT", "/usr-bkt/stolen", headers={"x-amz-copy-source": "/adm-bkt/obj"},
+                       **u), 403, "AccessDenied")
+            eq(c.req("HEAD", "/usr-bkt/stolen", **u)[0], 404)
+            # a bucket that does not exist is still NoSuchBucket
+            want(c.req("GET", "/no-such-bkt", **u), 404, "NoSuchBucket")
+            st, data, _ = c.req("GET", "/", **u)
+            eq((st, b"<Name>usr-bkt</Name>" in data, b"adm-bkt" in data, b"cli-bkt" in data),
+               (200, True, False, False))
+            eq(c.req("GET", "/adm-bkt/obj")[1], b"admin data")  # untouched
+        R.run("ownership/user_confined_to_own_buckets", user_confined)
+
+        def admin_everywhere():
+            st, data, _ = c.req("GET", "/")
+            for b in (b"adm-bkt", b"cli-bkt", b"usr-bkt"):
+                if b"<Name>" + b + b"</Name>" not in data:
+                    raise AssertionError("admin's ListBuckets lacks %s: %r" % (b, data[:400]))
+            eq(c.req("GET", "/usr-bkt/obj")[:2], (200, b"user data"))
+            want(c.req("PUT", "/cli-bkt/x", b"x"), 200)
+            want(c.req("PUT", "/adm-bkt/copy", headers={"x-amz-copy-source": "/usr-bkt/obj"}),
+                 200)
+        R.run("ownership/admin_uses_every_bucket", admin_everywhere)
+
+        def create_conflicts():
+            want(c.req("PUT", "/adm-bkt", **u), 409, "BucketAlreadyExists")
+            want(c.req("PUT", "/cli-bkt", **u), 409, "BucketAlreadyExists")
+            want(c.req("PUT", "/usr-bkt", **u), 409, "BucketAlreadyOwnedByYou")
+            want(c.req("PUT", "/usr-bkt"), 409, "BucketAlreadyExists")
+            want(c.req("PUT", "/adm-bkt"), 409, "BucketAlreadyOwnedByYou")
+            want(c.req("PUT", "/cli-bkt"), 409, "BucketAlreadyOwnedByYou")
+        R.run("ownership/create_existing_bucket", create_conflicts)
+    finally:
+        srv.cleanup()
+
+
+def slow_clients(R):
+    """--header-timeout closes a connection that trickles its request
+    header; a kept-alive connection may sit idle longer; a GET cut off by
+    its client is logged with the bytes that went out."""
+    srv = C.Server(extra_args=["--header-timeout", "1"])
+    try:
+        c = Conn(srv)
+
+        def trickled_header_closed():
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            t0 = time.time()
+            closed = False
+            for ch in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa":
+                try:
+                    s.send(bytes([ch]))
+                except OSError:
+                    closed = True
+                    break
+                time.sleep(0.25)
+            s.close()
+            if not closed or time.time() - t0 > 4:
+                raise AssertionError("closed=%s after %.1fs" % (closed, time.time() - t0))
+        R.run("slow/trickled_header_closed", trickled_header_closed)
+
+        def idle_keepalive_kept():
+            want(c.req("PUT", "/slow-bkt"), 200)
+            sock = c.c.sock
+            time.sleep(2.5)  # longer than --header-timeout, nothing sent
+            want(c.req("GET", "/slow-bkt"), 200)
+            eq(sock is not None and c.c.sock is sock, True)
+        R.run("slow/idle_keepalive_kept", idle_keepalive_kept)
+
+        def cut_get_logged():
+            size = 32 << 20
+            want(c.req("PUT", "/slow-bkt/big", os.urandom(size), payload_hash="UNSIGNED-PAYLOAD"),
+                 200)
+            s = raw_socket(srv)
+            h = sign("GET", c.host, "/slow-bkt/big").headers
+            s.sendall(b"GET /slow-bkt/big HTTP/1.1\r\n" +
+                      "".join("%s: %s\r\n" % kv for kv in h.items()).encode() + b"\r\n")
+            got = b""
+            while len(got) < 100000:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            rid = got.split(b"x-amz-request-id: ")[1].split(b"\r\n")[0].decode()
+            s.close()
+            for _ in range(50):
+                line = [ln for ln in srv.logtext().splitlines() if rid in ln]
+                if line:
+                    break
+                time.sleep(0.1)
+            f = line[0].split()
+            sent = int(f[7])
+            if "aborted" not in line[0] or not 0 < sent < size:
+                raise AssertionError("log line %r: want aborted and 0 < bytes < %d"
+                                     % (line[0], size))
+        R.run("slow/cut_get_logs_bytes_sent", cut_get_logged)
+    finally:
+        srv.cleanup()
+
+
 def sigterm_inflight(R):
     """SIGTERM while a PUT is half sent: s3d exits 0 after the shutdown
     timeout and the object never appears."""
@@ -631,6 +756,8 @@ def main():
         finally:
             srv.cleanup()
     config_env_vhost(R)
+    ownership(R)
+    slow_clients(R)
     sigterm_inflight(R)
     R.finish()
 
