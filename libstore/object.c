@@ -1469,6 +1469,7 @@ static int commit_part_fn(store *s, conn *c, void *arg) {
 /* Readers                                                             */
 /* ------------------------------------------------------------------ */
 #define READ_WINDOW 1024 /* extents loaded per catalog query */
+#define PIN_EXTENTS 16384 /* extents loaded at open (see store_reader_open) */
 #define VA_SLOTS 4
 #define AHEAD_THREADS 2 /* chunks verified in parallel ahead of the reader */
 
@@ -1488,7 +1489,7 @@ struct store_reader {
   int64_t oid;
   uint64_t size;
   extent *win;
-  size_t n_win;
+  size_t n_win, win_cap;
   uint64_t win_lo, win_hi; /* byte range the window covers */
   /* one verified chunk held in memory */
   uint8_t *cbuf;
@@ -1601,6 +1602,8 @@ int store__find_object(conn *c, const char *bucket, const char *key,
   return rc;
 }
 
+static int load_window_cap(store_reader *r, conn *c, uint64_t off, size_t cap);
+
 int store_reader_open(store *s, const char *bucket, const char *key,
                       const char *version_id, store_reader **out,
                       store_object_info *info) {
@@ -1613,18 +1616,32 @@ int store_reader_open(store *s, const char *bucket, const char *key,
   store_object_info tmp;
   memset(&tmp, 0, sizeof tmp);
   int64_t oid;
-  rc = store__find_object(c, bucket, key, version_id, &oid, &tmp);
-  store__conn_put(s, c);
-  if (rc) return rc;
   store_reader *r = calloc(1, sizeof *r);
   if (!r) {
-    store_object_info_free(&tmp);
+    store__conn_put(s, c);
     return STORE_ERR_NOMEM;
   }
   r->s = s;
-  r->oid = oid;
-  r->size = tmp.size;
   r->fd = -1;
+  /* The row and its extents in one snapshot: a replace deletes the old
+   * version's extent rows at once, so a reader that looked them up later
+   * would lose its version mid-read.  Objects of up to PIN_EXTENTS
+   * extents (16 GiB of grid chunks) are pinned whole at open; larger ones
+   * are read in windows and can still be cut off by an overwrite. */
+  sqlite3_exec(c->db, "BEGIN", 0, 0, 0);
+  rc = store__find_object(c, bucket, key, version_id, &oid, &tmp);
+  if (!rc) {
+    r->oid = oid;
+    r->size = tmp.size;
+    if (r->size > 0) rc = load_window_cap(r, c, 0, PIN_EXTENTS);
+  }
+  sqlite3_exec(c->db, "COMMIT", 0, 0, 0);
+  store__conn_put(s, c);
+  if (rc) {
+    store_object_info_free(&tmp);
+    store_reader_close(r);
+    return rc;
+  }
   if (info) *info = tmp;
   else store_object_info_free(&tmp);
   *out = r;
@@ -1633,19 +1650,22 @@ int store_reader_open(store *s, const char *bucket, const char *key,
 
 uint64_t store_reader_size(const store_reader *r) { return r ? r->size : 0; }
 
-static int load_window(store_reader *r, conn *c, uint64_t off) {
+/* Load up to `cap` extents from `off` on into the window. */
+static int load_window_cap(store_reader *r, conn *c, uint64_t off, size_t cap) {
   sqlite3_stmt *st = store__stmt(c, ST_EXT_RANGE);
   if (!st) return STORE_ERR_IO;
-  if (!r->win) {
-    r->win = malloc(READ_WINDOW * sizeof *r->win);
-    if (!r->win) return STORE_ERR_NOMEM;
+  if (r->win_cap < cap) {
+    extent *nw = realloc(r->win, cap * sizeof *r->win);
+    if (!nw) return STORE_ERR_NOMEM;
+    r->win = nw;
+    r->win_cap = cap;
   }
   sqlite3_bind_int64(st, 1, r->oid);
   sqlite3_bind_int64(st, 2, (int64_t)off);
   sqlite3_bind_int64(st, 3, INT64_MAX);
   r->n_win = 0;
   int src;
-  while (r->n_win < READ_WINDOW && (src = sqlite3_step(st)) == SQLITE_ROW) {
+  while (r->n_win < cap && (src = sqlite3_step(st)) == SQLITE_ROW) {
     extent *e = &r->win[r->n_win++];
     e->off = (uint64_t)sqlite3_column_int64(st, 0);
     e->len = (uint64_t)sqlite3_column_int64(st, 1);
@@ -1661,6 +1681,10 @@ static int load_window(store_reader *r, conn *c, uint64_t off) {
   r->win_hi = r->win[r->n_win - 1].off + r->win[r->n_win - 1].len;
   r->pf_next = 0;
   return STORE_OK;
+}
+
+static int load_window(store_reader *r, conn *c, uint64_t off) {
+  return load_window_cap(r, c, off, READ_WINDOW);
 }
 
 /* A chunk the reader needs is gone: if its object is gone too, that is a

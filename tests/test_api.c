@@ -1693,6 +1693,43 @@ static void commit_into_deleted_bucket(void) {
   store_close(s);
 }
 
+/* A reader keeps the version it opened, whole, when the key is replaced
+ * or deleted meanwhile (no GC in between). */
+static void reader_survives_overwrite(void) {
+  store *s = t_new_store();
+  T_OK(store_bucket_create(s, "bkt", NULL));
+  const size_t n = 5 * MiB + 3;
+  uint8_t *v1 = t_gen(n, 11), *v2 = t_gen(n / 2, 12);
+  t_put(s, "bkt", "k", v1, n);
+  store_reader *r;
+  T_OK(store_reader_open(s, "bkt", "k", NULL, &r, NULL));
+  uint8_t *got = malloc(n);
+  size_t g1 = 0;
+  T_OK(store_read(r, got, 100000, 0, &g1)); /* started */
+  t_put(s, "bkt", "k", v2, n / 2);           /* replaced */
+  size_t off = g1;
+  while (off < n) {
+    size_t g;
+    T_OK(store_read(r, got + off, 65536, off, &g));
+    T_ASSERT(g > 0);
+    off += g;
+  }
+  T_ASSERT(memcmp(got, v1, n) == 0);
+  store_reader_close(r);
+  /* and after a delete */
+  T_OK(store_reader_open(s, "bkt", "k", NULL, &r, NULL));
+  T_OK(store_delete(s, "bkt", "k"));
+  size_t g;
+  T_OK(store_read(r, got, n / 2, 0, &g));
+  T_EQ_U64(g, n / 2);
+  T_ASSERT(memcmp(got, v2, n / 2) == 0);
+  store_reader_close(r);
+  free(got);
+  free(v1);
+  free(v2);
+  store_close(s);
+}
+
 int main(int argc, char **argv) {
   T_MAIN_BEGIN(argc, argv);
   T_RUN(create_open_close);
@@ -1718,5 +1755,6 @@ int main(int argc, char **argv) {
   T_RUN(zero_length_ops);
   T_RUN(self_rename_and_copy);
   T_RUN(commit_into_deleted_bucket);
+  T_RUN(reader_survives_overwrite);
   T_MAIN_END();
 }
