@@ -14,7 +14,11 @@
 #ifndef FUSEFS_H
 #define FUSEFS_H
 
-#define FUSE_USE_VERSION 34
+/* 312: the fuse_loop_config API of libfuse >= 3.12.  With 34,
+ * fuse_session_loop_mt reads the new config struct as the old one, turns
+ * clone_fd on and max_idle_threads to 0, and so creates and destroys a
+ * worker thread for every request. */
+#define FUSE_USE_VERSION 312
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>

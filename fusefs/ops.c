@@ -1415,8 +1415,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     }
   }
   if (!e) n->open_count++;
+  uint64_t gen = n->gen;
+  int has_writer = n->w != NULL;
   pthread_mutex_unlock(&n->mu);
   ns_unlock();
+  if (!e && !writable && !has_writer) {
+    /* Pin the version being opened: the kernel clips reads to the size it
+     * cached at open, so the bytes must come from that same version even
+     * if another process replaces the key before the first read.  (read()
+     * opens the reader itself when this fails, and reports the error.) */
+    if (store_reader_open(FS->st, k.bucket, k.key, NULL, &fh->r, NULL) == 0)
+      fh->gen = gen;
+    else
+      fh->r = NULL;
+  }
   if (e) {
     fh_free(fh);
     return (void)fuse_reply_err(req, e);

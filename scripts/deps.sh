@@ -9,6 +9,8 @@ PKGS=(
   # real clients for the black-box tests (aws CLI and boto3 come with the
   # image's python3; s3cmd, rclone, s3fs, curl from Debian)
   s3cmd rclone s3fs curl openssl procps
+  # libFuzzer harnesses (tests/fuzz)
+  clang libclang-rt-14-dev
 )
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps.sh: run as root (apt-get install)" >&2
