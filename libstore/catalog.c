@@ -739,11 +739,8 @@ int store_open(const char *dir, const store_config *cfg, store **out) {
   snprintf(path, sizeof path, "%s/catalog.db", dir);
   struct stat st;
   if (stat(path, &st) != 0 || st.st_size == 0) {
-    char chunks[PATH_MAX];
-    snprintf(chunks, sizeof chunks, "%s/chunks", dir);
     if (stat(path, &st) != 0 && errno != ENOENT)
       return store__errno(errno, path);
-    (void)chunks;
     return store__err(STORE_ERR_NO_STORE, "%s is not a store (no catalog)",
                       dir);
   }
@@ -802,13 +799,9 @@ static bool key_chars_ok(const char *k, size_t maxlen) {
   return true;
 }
 
-struct user_add_args {
-  store_user *u;
-};
-
 static int user_add_fn(store *s, conn *c, void *arg) {
   (void)s;
-  store_user *u = ((struct user_add_args *)arg)->u;
+  store_user *u = arg;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(c->db,
                          "INSERT INTO user(access_key, secret_key, name,"
@@ -855,8 +848,7 @@ int store_user_add(store *s, const char *name, const char *access_key,
   snprintf(u.name, sizeof u.name, "%s", name ? name : "");
   u.is_admin = is_admin ? 1 : 0;
   u.created_ns = store__now_ns();
-  struct user_add_args a = {&u};
-  int rc = store__write_txn(s, user_add_fn, &a);
+  int rc = store__write_txn(s, user_add_fn, &u);
   if (!rc && out) *out = u;
   return rc;
 }

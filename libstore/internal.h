@@ -239,10 +239,12 @@ int store__info_from_row(sqlite3_stmt *st, int first, store_object_info *out);
 int store__validate_put_opts(const store_put_opts *o);
 int store__merge_meta(const store_put_opts *o, char **blob, size_t *len);
 uint32_t store__mode_from_meta(const store_kv *kv, size_t n);
+/* The same from an encoded meta blob (what the object row caches). */
+uint32_t store__mode_from_blob(const void *blob, size_t len);
+/* Does an If-Match style value (quoted or not, or "*") match etag? */
+bool store__etag_match(const char *want, const char *etag);
 
-/* Readers of a content id (object.c), used by part copy for MD5. */
-int store__cid_read(store *s, conn *c, int64_t cid, uint64_t off, void *buf,
-                    size_t n, size_t *got);
+/* Bytes of a chunk the catalog names (inline or file; fd cached). */
 int store__read_chunk(store *s, conn *c, const uint8_t id[HASH_LEN],
                       uint64_t coff, void *buf, size_t n, int *fd_cache,
                       uint8_t *fd_id);

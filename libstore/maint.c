@@ -211,8 +211,8 @@ int store_gc(store *s, store_progress_fn fn, void *arg, store_gc_report *out) {
 /* ------------------------------------------------------------------ */
 /* fsck                                                                */
 /* ------------------------------------------------------------------ */
-static int hash_file(store *s, const uint8_t id[HASH_LEN], uint64_t size,
-                     uint8_t *buf, uint8_t out[HASH_LEN], uint64_t *got) {
+static int hash_file(store *s, const uint8_t id[HASH_LEN], uint8_t *buf,
+                     uint8_t out[HASH_LEN], uint64_t *got) {
   int fd;
   int rc = s->be->open(s, id, &fd);
   if (rc) return rc;
@@ -230,7 +230,6 @@ static int hash_file(store *s, const uint8_t id[HASH_LEN], uint64_t size,
     total += (uint64_t)r;
   }
   close(fd);
-  (void)size;
   sha256_digest(&h, HASH_LEN, out);
   *got = total;
   return STORE_OK;
@@ -301,7 +300,7 @@ int store_fsck(store *s, int repair_refcounts, store_progress_fn fn, void *arg,
       got = (uint64_t)sqlite3_column_bytes(st, 2);
       store__sha256(sqlite3_column_blob(st, 2), (size_t)got, h);
     } else {
-      int r2 = hash_file(s, id, size, buf, h, &got);
+      int r2 = hash_file(s, id, buf, h, &got);
       if (r2 == STORE_ERR_CORRUPT) { /* missing file */
         /* refs = 0: GC may be removing it right now; not damage. */
         if (sqlite3_column_int64(st, 3) > 0) {

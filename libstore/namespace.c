@@ -188,18 +188,9 @@ static int copy_fn(store *s, conn *c, void *arg) {
   int rc = store__find_object(c, a->sb, a->sk, o ? o->src_version_id : NULL,
                               &soid, &src);
   if (rc) return rc;
-  if (o && o->src_if_match) {
-    const char *want = o->src_if_match;
-    size_t wl = strlen(want);
-    if (wl >= 2 && want[0] == '"' && want[wl - 1] == '"') {
-      want++;
-      wl -= 2;
-    }
-    if (!(wl == 1 && want[0] == '*') &&
-        (strlen(src.etag) != wl || strncmp(src.etag, want, wl) != 0)) {
-      store_object_info_free(&src);
-      return store__err(STORE_ERR_PRECONDITION, "source etag differs");
-    }
+  if (o && o->src_if_match && !store__etag_match(o->src_if_match, src.etag)) {
+    store_object_info_free(&src);
+    return store__err(STORE_ERR_PRECONDITION, "source etag differs");
   }
   int64_t dbid, cur = 0;
   uint64_t cur_ino = 0;
@@ -227,16 +218,8 @@ static int copy_fn(store *s, conn *c, void *arg) {
   if (!rc) rc = store__kv_encode(eff.headers, eff.n_headers, &headers, &hl);
   if (!rc) rc = store__kv_encode(eff.tags, eff.n_tags, &tags, &tl);
   int64_t nid = 0;
-  uint32_t mode = 0;
-  if (!rc) {
-    store_kv *mkv;
-    size_t mn;
-    if (store__kv_decode(meta, ml, &mkv, &mn) == STORE_OK) {
-      mode = store__mode_from_meta(mkv, mn);
-      store_kv_free(mkv, mn);
-    }
-    a->mtime_ns = store__now_ns();
-  }
+  uint32_t mode = rc ? 0 : store__mode_from_blob(meta, ml);
+  a->mtime_ns = store__now_ns();
   if (!rc && self) {
     /* Copy onto itself: a metadata change in place, same data and ino. */
     sqlite3_stmt *st;
@@ -504,16 +487,8 @@ store_it:
   sqlite3_bind_int64(st, 1, oid);
   if (blob) sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_TRANSIENT);
   else sqlite3_bind_null(st, 2);
-  if (a->flag != SET_TAGS) {
-    store_kv *kv;
-    size_t n;
-    uint32_t mode = 0;
-    if (store__kv_decode(blob, len, &kv, &n) == STORE_OK) {
-      mode = store__mode_from_meta(kv, n);
-      store_kv_free(kv, n);
-    }
-    sqlite3_bind_int(st, 3, (int)mode);
-  }
+  if (a->flag != SET_TAGS)
+    sqlite3_bind_int(st, 3, (int)store__mode_from_blob(blob, len));
   rc = store__step_done(c, st, "attributes");
   sqlite3_finalize(st);
   free(blob);

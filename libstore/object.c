@@ -1107,6 +1107,17 @@ static bool parse_time(const char *s, int64_t *ns) {
   return true;
 }
 
+uint32_t store__mode_from_blob(const void *blob, size_t len) {
+  store_kv *kv;
+  size_t n;
+  uint32_t mode = 0;
+  if (store__kv_decode(blob, len, &kv, &n) == STORE_OK) {
+    mode = store__mode_from_meta(kv, n);
+    store_kv_free(kv, n);
+  }
+  return mode;
+}
+
 uint32_t store__mode_from_meta(const store_kv *kv, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!strcasecmp(kv[i].name, "mode")) {
@@ -1184,13 +1195,14 @@ static int current_row(conn *c, int64_t bid, const char *key, int64_t *id,
   return rc;
 }
 
-static const char *strip_quotes(const char *e, char *buf, size_t cap) {
-  size_t n = strlen(e);
-  if (n >= 2 && e[0] == '"' && e[n - 1] == '"') {
-    snprintf(buf, cap, "%.*s", (int)(n - 2), e + 1);
-    return buf;
+bool store__etag_match(const char *want, const char *etag) {
+  size_t wl = strlen(want);
+  if (wl >= 2 && want[0] == '"' && want[wl - 1] == '"') {
+    want++;
+    wl -= 2;
   }
-  return e;
+  if (wl == 1 && want[0] == '*') return true;
+  return strlen(etag) == wl && strncmp(etag, want, wl) == 0;
 }
 
 int store__check_conditions(conn *c, int64_t bid, const char *key,
@@ -1203,9 +1215,7 @@ int store__check_conditions(conn *c, int64_t bid, const char *key,
     return store__err(STORE_ERR_PRECONDITION, "key %s exists", key);
   if (o->if_match) {
     if (!*cur_id) return store__err(STORE_ERR_NO_KEY, "key %s not found", key);
-    char buf[STORE_ETAG_MAX + 4];
-    const char *want = strip_quotes(o->if_match, buf, sizeof buf);
-    if (strcmp(want, "*") != 0 && strcmp(want, etag) != 0)
+    if (!store__etag_match(o->if_match, etag))
       return store__err(STORE_ERR_PRECONDITION, "etag of %s differs", key);
   }
   return STORE_OK;
@@ -1278,15 +1288,7 @@ static int commit_object_fn(store *s, conn *c, void *arg) {
   rc = store__merge_meta(&eff, &meta, &meta_len);
   if (!rc) rc = store__kv_encode(eff.headers, eff.n_headers, &headers, &headers_len);
   if (!rc) rc = store__kv_encode(eff.tags, eff.n_tags, &tags, &tags_len);
-  uint32_t mode = 0;
-  if (!rc) {
-    store_kv *mkv;
-    size_t mn;
-    if (store__kv_decode(meta, meta_len, &mkv, &mn) == STORE_OK) {
-      mode = store__mode_from_meta(mkv, mn);
-      store_kv_free(mkv, mn);
-    }
-  }
+  uint32_t mode = rc ? 0 : store__mode_from_blob(meta, meta_len);
   /* ino: an edit keeps its identity; a new object gets a new one. */
   uint64_t ino = w->kind == W_EDIT && w->has_base ? w->base_ino : 0;
   /* Replace the current row inside this transaction: readers see the old
@@ -2015,21 +2017,4 @@ void store_reader_close(store_reader *r) {
   store__buf_put(r->s, r->cbuf);
   free(r->win);
   free(r);
-}
-
-/* Read bytes of a content id (used to MD5 a part copy). */
-int store__cid_read(store *s, conn *c, int64_t cid, uint64_t off, void *buf,
-                    size_t n, size_t *got) {
-  store_reader r;
-  memset(&r, 0, sizeof r);
-  r.s = s;
-  r.oid = cid;
-  r.size = UINT64_MAX;
-  r.fd = -1;
-  (void)c;
-  int rc = store_read(&r, buf, n, off, got);
-  if (r.fd >= 0) close(r.fd);
-  store__buf_put(s, r.cbuf);
-  free(r.win);
-  return rc;
 }
