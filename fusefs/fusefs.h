@@ -127,7 +127,12 @@ struct node {
   /* Open-file state: guarded by mu. */
   pthread_mutex_t mu;
   store_writer *w;     /* one edit writer shared by all handles, or NULL */
+  int wdirty;          /* w holds changes (else it only pins its base) */
+  char wbase[STORE_ETAG_MAX]; /* etag of w's base version ("" = none) */
+  int64_t wbase_ns;    /* its Last-Modified */
+  char own[STORE_ETAG_MAX]; /* etag of the last version this mount wrote */
   unsigned open_count;
+  unsigned wopen;      /* handles open for writing */
   uint64_t gen;        /* bumped by each local commit: readers reopen */
   int unlinked;        /* removed while open: never commit again */
   int64_t dirty_ns;    /* time of the last change through w */

@@ -358,6 +358,7 @@ struct child {
   char bucket[STORE_BUCKET_NAME_MAX + 1];
   char key[STORE_KEY_MAX + 2]; /* file key, or directory prefix */
   uint64_t ino;                /* store ino of a file */
+  char etag[STORE_ETAG_MAX];   /* of a file */
   struct stat st;
 };
 
@@ -422,6 +423,7 @@ static int resolve(const struct nkey *dir, const char *name, struct child *c) {
     } else {
       c->kind = kind_of_info(&info);
       snprintf(c->key, sizeof c->key, "%s", fkey);
+      snprintf(c->etag, sizeof c->etag, "%s", info.etag);
       c->ino = info.ino;
       stat_object(&info, c->kind, info.ino, &c->st);
     }
@@ -443,6 +445,7 @@ static int resolve(const struct nkey *dir, const char *name, struct child *c) {
     if (exists && head(dir->bucket, fkey, &info) == 0) {
       c->kind = kind_of_info(&info);
       snprintf(c->key, sizeof c->key, "%s", fkey);
+      snprintf(c->etag, sizeof c->etag, "%s", info.etag);
       c->ino = info.ino;
       stat_object(&info, c->kind, info.ino, &c->st);
       store_object_info_free(&info);
@@ -506,14 +509,26 @@ static gid_t new_gid(fuse_req_t req, const struct stat *dst) {
 /* ------------------------------------------------------------------ */
 /* Writers                                                             */
 /* ------------------------------------------------------------------ */
-/* Open n's shared writer if it has none.  n->mu held. */
+/* Open n's shared writer if it has none.  n->mu held.
+ *
+ * A writable open() opens it at once (writer_get in op_open/op_create), so
+ * an edit applies to the version that was current when the file was opened,
+ * not to whatever another process committed before the first write: the
+ * result of a commit is always "that version plus this handle's changes",
+ * never another writer's bytes patched.  A writer that has not been written
+ * to (wdirty 0) only pins its base; it is rebased when the key changes
+ * under it and dropped, without a commit, when the last writable handle
+ * closes. */
 static int writer_get(struct node *n, const struct nkey *k) {
   if (n->w) return 0;
   if (FS->read_only) return EROFS;
   store_object_info info;
   memset(&n->wposix, 0, sizeof n->wposix);
+  n->wbase[0] = 0;
   if (head(k->bucket, k->key, &info) == 0) {
     posix_decode(&info, &n->wposix);
+    snprintf(n->wbase, sizeof n->wbase, "%s", info.etag);
+    n->wbase_ns = info.mtime_ns;
     store_object_info_free(&info);
   }
   int rc = store_writer_open_edit(FS->st, k->bucket, k->key, &n->w);
@@ -521,28 +536,68 @@ static int writer_get(struct node *n, const struct nkey *k) {
     n->w = NULL;
     return store_err(rc, "open writer", k->key);
   }
+  n->wdirty = 0;
   n->dirty_ns = now_ns();
   return 0;
 }
 
-/* Commit n's writer, if any.  n->mu and ns_lock (shared) held.
+/* Drop n's writer if it holds no changes.  n->mu held. */
+static void writer_drop_clean(struct node *n) {
+  if (n->w && !n->wdirty) {
+    store_writer_abort(n->w);
+    n->w = NULL;
+  }
+}
+
+/* Commit n's writer, if it holds changes (a clean one is dropped: nothing
+ * to commit, and its base may be stale by the time it is written to).
+ * n->mu and ns_lock (shared) held.
  * Persist before replying: the caller answers flush/fsync/close only after
  * store_writer_commit has returned, and it returns after the durable
  * catalog commit. */
 static int node_commit(struct node *n) {
   if (!n->w || n->unlinked) return 0;
+  if (!n->wdirty) {
+    writer_drop_clean(n);
+    return 0;
+  }
   store_posix p = n->wposix; /* the whole set: commit replaces it */
   p.has_mtime = p.has_ctime = 1;
   p.mtime_ns = p.ctime_ns = n->dirty_ns ? n->dirty_ns : now_ns();
   store_put_opts o = {.posix = &p};
   store_writer *w = n->w;
   n->w = NULL;
+  n->wdirty = 0;
   n->gen++;
-  int rc = store_writer_commit(w, &o, NULL);
+  store_object_info info;
+  int rc = store_writer_commit(w, &o, &info);
+  if (rc == STORE_OK) {
+    snprintf(n->own, sizeof n->own, "%s", info.etag);
+    store_object_info_free(&info);
+  }
   return store_err(rc, "commit", NULL);
 }
 
-static void node_mark_dirty(struct node *n) { n->dirty_ns = now_ns(); }
+/* Should a handle on version (etag, committed at mtime_ns) bypass the page
+ * cache?  The kernel clips reads to the size it has cached for the inode
+ * and serves pages it cached from earlier opens; both may come from the
+ * version this one replaced if another process committed it less than an
+ * attribute timeout ago (the change poller's invalidation can arrive after
+ * this open).  Such a handle reads with direct I/O, straight from the
+ * version it pinned: whole, never clipped or mixed.  Versions this mount
+ * wrote itself are exempt (the kernel's size came from our own writes), so
+ * write-then-read keeps the page cache and readahead.  n->mu held. */
+static int version_is_fresh(const struct node *n, const char *etag,
+                            int64_t mtime_ns) {
+  if (!etag[0] || !strcmp(etag, n->own)) return 0;
+  int64_t window = (int64_t)(FS->attr_timeout * 1e9) + 1000000000;
+  return now_ns() - mtime_ns < window;
+}
+
+static void node_mark_dirty(struct node *n) {
+  n->dirty_ns = now_ns();
+  n->wdirty = 1;
+}
 
 /* n is about to stop being at its key (unlink, replaced by rename): if
  * handles are open, keep its bytes for them in an edit writer (opened
@@ -608,7 +663,7 @@ static int node_stat(struct node *n, struct stat *st) {
     if (n->unlinked) st->st_nlink = 0;
     e = 0;
   }
-  if (e == 0 && n->w) { /* pending writes: the writer knows the size */
+  if (e == 0 && n->w && n->wdirty) { /* pending writes: the writer knows */
     uint64_t size = store_writer_size(n->w);
     st->st_size = (off_t)size;
     st->st_blocks = (blkcnt_t)((size + 511) / 512);
@@ -909,9 +964,24 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     if (n) node_forget(n, 1);
     return (void)fuse_reply_err(req, ENOMEM);
   }
+  int acc = fi->flags & O_ACCMODE;
+  int writable = acc == O_WRONLY || acc == O_RDWR;
+  struct nkey k;
+  node_snapshot(n, &k);
+  ns_shared();
   pthread_mutex_lock(&n->mu);
-  n->open_count++;
+  e = writable ? writer_get(n, &k) : 0; /* edits what we created */
+  if (!e) {
+    n->open_count++;
+    if (writable) n->wopen++;
+  }
   pthread_mutex_unlock(&n->mu);
+  ns_unlock();
+  if (e) {
+    fh_free(fh);
+    node_forget(n, 1);
+    return (void)fuse_reply_err(req, e);
+  }
   struct stat st;
   memset(&st, 0, sizeof st);
   st.st_mode = S_IFREG | (mode & 07777);
@@ -933,6 +1003,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
   if (fuse_reply_create(req, &ent, fi) != 0) {
     pthread_mutex_lock(&n->mu);
     n->open_count--;
+    if (writable && n->wopen) n->wopen--;
+    if (n->wopen == 0) writer_drop_clean(n);
     pthread_mutex_unlock(&n->mu);
     fh_free(fh);
     node_forget(n, 1);
@@ -1390,11 +1462,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   ns_shared();
   pthread_mutex_lock(&n->mu);
   int stale = 0;
-  if (!n->w && !n->unlinked) {
+  if (!n->unlinked && !(n->w && n->wdirty)) {
     /* Deleted or replaced by another process since the kernel cached the
      * name?  Deleted: ENOENT.  Replaced: the kernel's size and mtime must
      * go (pages go anyway: no keep_cache), so this open reads the new
-     * version whole, before the change poller gets to it. */
+     * version whole, before the change poller gets to it; and a writer
+     * that only pins the old version is rebased on the new one. */
     store_object_info info;
     e = head(k.bucket, k.key, &info);
     if (!e) {
@@ -1403,20 +1476,27 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
       stale = !n->has_last_st || cur.st_size != n->last_st.st_size ||
               cur.st_mtim.tv_sec != n->last_st.st_mtim.tv_sec ||
               cur.st_mtim.tv_nsec != n->last_st.st_mtim.tv_nsec;
+      if (n->w && strcmp(info.etag, n->wbase) != 0) writer_drop_clean(n);
       store_object_info_free(&info);
     }
   }
+  /* A writable handle edits the version current now (see writer_get). */
+  if (!e && writable) e = writer_get(n, &k);
   if (!e && writable && (fi->flags & O_TRUNC)) {
-    e = writer_get(n, &k);
-    if (!e) e = store_err(store_writer_truncate(n->w, 0), "truncate", k.key);
+    e = store_err(store_writer_truncate(n->w, 0), "truncate", k.key);
     if (!e) {
       node_mark_dirty(n);
       fh->wrote = 1;
     }
   }
-  if (!e) n->open_count++;
+  if (!e) {
+    n->open_count++;
+    if (writable) n->wopen++;
+  }
   uint64_t gen = n->gen;
   int has_writer = n->w != NULL;
+  int direct = !e && n->w && !n->wdirty &&
+               version_is_fresh(n, n->wbase, n->wbase_ns);
   pthread_mutex_unlock(&n->mu);
   ns_unlock();
   if (!e && !writable && !has_writer) {
@@ -1424,11 +1504,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
      * cached at open, so the bytes must come from that same version even
      * if another process replaces the key before the first read.  (read()
      * opens the reader itself when this fails, and reports the error.) */
-    if (store_reader_open(FS->st, k.bucket, k.key, NULL, &fh->r, NULL) == 0)
+    store_object_info info;
+    if (store_reader_open(FS->st, k.bucket, k.key, NULL, &fh->r, &info) == 0) {
       fh->gen = gen;
-    else
+      pthread_mutex_lock(&n->mu);
+      direct = version_is_fresh(n, info.etag, info.mtime_ns);
+      pthread_mutex_unlock(&n->mu);
+      store_object_info_free(&info);
+    } else {
       fh->r = NULL;
+    }
   }
+  fi->direct_io = direct;
   if (e) {
     fh_free(fh);
     return (void)fuse_reply_err(req, e);
@@ -1440,6 +1527,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   if (fuse_reply_open(req, fi) != 0) {
     pthread_mutex_lock(&n->mu);
     n->open_count--;
+    if (writable && n->wopen) n->wopen--;
+    if (n->wopen == 0) writer_drop_clean(n);
     pthread_mutex_unlock(&n->mu);
     fh_free(fh);
   }
@@ -1463,18 +1552,27 @@ static void open_existing(fuse_req_t req, fuse_ino_t parent, const char *name,
   }
   struct nkey k;
   node_snapshot(n, &k);
+  int acc = fi->flags & O_ACCMODE;
+  int writable = acc == O_WRONLY || acc == O_RDWR;
   ns_shared();
   pthread_mutex_lock(&n->mu);
-  if (fi->flags & O_TRUNC) {
+  if (writable) {
+    if (n->w && !n->wdirty && strcmp(c.etag, n->wbase) != 0)
+      writer_drop_clean(n); /* pins a version that is gone: rebase */
     e = writer_get(n, &k);
-    if (!e) e = store_err(store_writer_truncate(n->w, 0), "truncate", k.key);
+  }
+  if (!e && writable && (fi->flags & O_TRUNC)) {
+    e = store_err(store_writer_truncate(n->w, 0), "truncate", k.key);
     if (!e) {
       node_mark_dirty(n);
       fh->wrote = 1;
       c.st.st_size = 0;
     }
   }
-  if (!e) n->open_count++;
+  if (!e) {
+    n->open_count++;
+    if (writable) n->wopen++;
+  }
   pthread_mutex_unlock(&n->mu);
   ns_unlock();
   if (e) {
@@ -1494,6 +1592,8 @@ static void open_existing(fuse_req_t req, fuse_ino_t parent, const char *name,
   if (fuse_reply_create(req, &ent, fi) != 0) {
     pthread_mutex_lock(&n->mu);
     n->open_count--;
+    if (writable && n->wopen) n->wopen--;
+    if (n->wopen == 0) writer_drop_clean(n);
     pthread_mutex_unlock(&n->mu);
     fh_free(fh);
     node_forget(n, 1);
@@ -1585,9 +1685,14 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
   (void)datasync;
   (void)fi;
   struct node *n = node_of(ino);
+  struct nkey k;
+  node_snapshot(n, &k);
   ns_shared();
   pthread_mutex_lock(&n->mu);
   int e = node_commit(n);
+  /* Writable handles stay open: go on editing the version just committed
+   * (an S3 PUT after this fsync must not become the base of later writes). */
+  if (!e && n->wopen && !n->unlinked) writer_get(n, &k);
   pthread_mutex_unlock(&n->mu);
   ns_unlock();
   fuse_reply_err(req, e);
@@ -1597,16 +1702,20 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi) {
   struct node *n = node_of(ino);
   struct fh *fh = (struct fh *)(uintptr_t)fi->fh;
+  int acc = fh->flags & O_ACCMODE;
   ns_shared();
   pthread_mutex_lock(&n->mu);
   if (n->open_count) n->open_count--;
-  if (n->open_count == 0 && n->w) {
-    if (n->unlinked) {
-      store_writer_abort(n->w); /* removed while open: the bytes go */
+  if ((acc == O_WRONLY || acc == O_RDWR) && n->wopen) n->wopen--;
+  if (n->w && n->unlinked) {
+    if (n->open_count == 0) { /* removed while open: the bytes go */
+      store_writer_abort(n->w);
       n->w = NULL;
-    } else {
-      node_commit(n); /* nobody to tell: logged */
     }
+  } else if (n->w && n->wdirty) {
+    if (n->open_count == 0) node_commit(n); /* nobody to tell: logged */
+  } else if (n->wopen == 0) {
+    writer_drop_clean(n); /* opened for writing, never written */
   }
   pthread_mutex_unlock(&n->mu);
   ns_unlock();

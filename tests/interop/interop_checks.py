@@ -865,6 +865,48 @@ def coherence_two_writers_read_then_edit():
            "the handle saw %s after its pwrite" % (runs(got), runs(mine), runs(theirs), runs(view)))
 
 
+def coherence_open_rw_without_write_commits_nothing():
+    """open(O_RDWR) + read + close, with no write, leaves the object alone:
+    same ETag and Last-Modified over S3 (no empty commit)."""
+    key = "coh/rw-nowrite.bin"
+    p = os.path.join(MNT, key)
+    s3_put(key, b"x" * 70000)
+    wait_until(lambda: os.path.exists(p), 3)
+    before = head(key)
+    time.sleep(1.1)                       # Last-Modified has 1 s resolution
+    fd = os.open(p, os.O_RDWR)
+    try:
+        eq(os.pread(fd, 100, 0), b"x" * 100, "read through the writable handle")
+    finally:
+        os.close(fd)
+    after = head(key)
+    eq(etag(after), etag(before), "ETag")
+    eq(after["LastModified"], before["LastModified"], "Last-Modified")
+
+
+def coherence_write_fsync_put_write():
+    """write, fsync, S3 PUT, write more, close: the handle goes on editing
+    the version its fsync committed, so the result is that version plus the
+    later write (the mount commits last), never S3's body patched."""
+    key = "coh/fsync-edit.bin"
+    p = os.path.join(MNT, key)
+    A, B, more = b"a" * 50000, b"b" * 90000, b"m" * 1000
+    s3_put(key, b"v0")
+    fd = os.open(p, os.O_RDWR | os.O_TRUNC)
+    try:
+        os.pwrite(fd, A, 0)
+        os.fsync(fd)
+        expect(s3_get(key) == A, "fsync did not commit the handle's bytes")
+        s3_put(key, B)
+        os.pwrite(fd, more, 10000)
+    finally:
+        os.close(fd)
+    got = s3_get(key)
+    mine = A[:10000] + more + A[11000:]
+    expect(got != B[:10000] + more + B[11000:], "S3's body with the mount's patch (mixed)")
+    expect(got == mine, "S3 has %s, expected the handle's version + patch" % runs(got))
+
+
 def coherence_two_writers_race():
     """Both sides write the whole object at random times: exactly one wins."""
     key = "coh/race.bin"
@@ -1198,6 +1240,9 @@ def main():
         ("coherence_two_writers_create_not_mixed", coherence_two_writers_create),
         ("coherence_two_writers_read_then_edit_not_mixed", coherence_two_writers_read_then_edit),
         ("coherence_two_writers_race_one_wins", coherence_two_writers_race),
+        ("coherence_open_rw_without_write_commits_nothing",
+         coherence_open_rw_without_write_commits_nothing),
+        ("coherence_write_fsync_put_write_not_mixed", coherence_write_fsync_put_write),
         ("mixed_load_no_database_locked", mixed_load_no_database_locked),
         ("mixed_load_no_errors", mixed_load_no_errors),
         ("mixed_load_reads_whole_versions", mixed_load_reads_whole_versions),
