@@ -128,6 +128,8 @@ struct node {
   pthread_mutex_t mu;
   store_writer *w;     /* one edit writer shared by all handles, or NULL */
   int wdirty;          /* w holds changes (else it only pins its base) */
+  int pending;         /* created here, not in the catalog until commit */
+  const char *wctype;  /* Content-Type of a pending file's first commit */
   char wbase[STORE_ETAG_MAX]; /* etag of w's base version ("" = none) */
   int64_t wbase_ns;    /* its Last-Modified */
   char own[STORE_ETAG_MAX]; /* etag of the last version this mount wrote */

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -362,6 +363,9 @@ struct child {
   struct stat st;
 };
 
+static int pending_child(const char *bucket, const char *key,
+                         struct child *c);
+
 static int resolve(const struct nkey *dir, const char *name, struct child *c) {
   memset(c, 0, sizeof *c);
   if (dir->is_store_root) {
@@ -402,7 +406,9 @@ static int resolve(const struct nkey *dir, const char *name, struct child *c) {
     }
     return 0;
   }
-  /* 2. A file, a symlink, or an old-style directory marker. */
+  /* 2. A file, a symlink, or an old-style directory marker; first a file
+   * created here and not committed yet. */
+  if (pending_child(dir->bucket, fkey, c)) return 0;
   int legacy = 0;
   e = head(dir->bucket, fkey, &info);
   if (e && e != ENOENT) return e;
@@ -509,6 +515,63 @@ static gid_t new_gid(fuse_req_t req, const struct stat *dst) {
 /* ------------------------------------------------------------------ */
 /* Writers                                                             */
 /* ------------------------------------------------------------------ */
+/* Files created here and not yet committed (op_create): lookups and
+ * readdir consult the node table only while there are some. */
+static long pending_count;
+
+static int any_pending(void) {
+  return __atomic_load_n(&pending_count, __ATOMIC_RELAXED) > 0;
+}
+
+/* n stops being pending (committed, or gone).  n->mu held.  (n->pending
+ * is also read under the table lock alone, by nodes_foreach callbacks that
+ * may not take n->mu: hence the atomics.) */
+static void pending_clear(struct node *n) {
+  if (!n->pending) return;
+  __atomic_store_n(&n->pending, 0, __ATOMIC_RELAXED);
+  __atomic_sub_fetch(&pending_count, 1, __ATOMIC_RELAXED);
+}
+
+static int is_pending(struct node *n) {
+  return __atomic_load_n(&n->pending, __ATOMIC_RELAXED);
+}
+
+static void pending_any_cb(struct node *n, void *arg) {
+  if (n->kind == NODE_FILE && is_pending(n)) *(int *)arg = 1;
+}
+
+/* Is a pending file anywhere under directory prefix `prefix`? */
+static int pending_under(const char *bucket, const char *prefix) {
+  int found = 0;
+  if (any_pending()) nodes_foreach(bucket, prefix, pending_any_cb, &found);
+  return found;
+}
+
+/* The pending file at (bucket, key), as a child for lookups. */
+static int pending_child(const char *bucket, const char *key,
+                         struct child *c) {
+  if (!any_pending()) return 0;
+  struct node *n = node_find_pin(bucket, key);
+  if (!n) return 0;
+  int found = 0;
+  pthread_mutex_lock(&n->mu);
+  if (n->pending && n->kind == NODE_FILE && n->w && n->has_last_st) {
+    c->kind = NODE_FILE;
+    snprintf(c->bucket, sizeof c->bucket, "%s", bucket);
+    snprintf(c->key, sizeof c->key, "%s", key);
+    c->etag[0] = 0;
+    c->ino = n->ino;
+    c->st = n->last_st;
+    uint64_t size = store_writer_size(n->w);
+    c->st.st_size = (off_t)size;
+    c->st.st_blocks = (blkcnt_t)((size + 511) / 512);
+    found = 1;
+  }
+  pthread_mutex_unlock(&n->mu);
+  node_unpin(n);
+  return found;
+}
+
 /* Open n's shared writer if it has none.  n->mu held.
  *
  * A writable open() opens it at once (writer_get in op_open/op_create), so
@@ -565,6 +628,7 @@ static int node_commit(struct node *n) {
   p.has_mtime = p.has_ctime = 1;
   p.mtime_ns = p.ctime_ns = n->dirty_ns ? n->dirty_ns : now_ns();
   store_put_opts o = {.posix = &p};
+  if (n->pending) o.content_type = n->wctype;
   store_writer *w = n->w;
   n->w = NULL;
   n->wdirty = 0;
@@ -572,8 +636,22 @@ static int node_commit(struct node *n) {
   store_object_info info;
   int rc = store_writer_commit(w, &o, &info);
   if (rc == STORE_OK) {
+    pending_clear(n);
     snprintf(n->own, sizeof n->own, "%s", info.etag);
     store_object_info_free(&info);
+  } else if (n->pending) {
+    /* The bytes are lost (ENOSPC...) but the file stays, empty, as a
+     * local filesystem's would: a new writer for the next commit. */
+    struct nkey k;
+    node_snapshot(n, &k);
+    if (store_writer_open_edit(FS->st, k.bucket, k.key, &n->w) == STORE_OK &&
+        store_writer_set_ino(n->w, n->ino) == STORE_OK) {
+      n->wdirty = 1;
+    } else {
+      store_writer_abort(n->w);
+      n->w = NULL;
+      pending_clear(n);
+    }
   }
   return store_err(rc, "commit", NULL);
 }
@@ -926,6 +1004,24 @@ static void fh_free(struct fh *fh) {
 static void open_existing(fuse_req_t req, fuse_ino_t parent, const char *name,
                           struct fuse_file_info *fi);
 
+/* Inos of files created here before they are in the catalog: random,
+ * with bit 62 set, so they never meet the catalog's own (row ids) nor the
+ * synthetic directory inos (bit 63). */
+static uint64_t pending_ino(void) {
+  uint64_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+    r = (uint64_t)now_ns() * UINT64_C(6364136223846793005) + (uint64_t)getpid();
+  return (r & ((UINT64_C(1) << 62) - 1)) | (UINT64_C(1) << 62);
+}
+
+/* create() makes no catalog write: the file is a node with an edit writer
+ * (marked pending) until its first commit, at close, fsync, or an
+ * operation that needs the object (rename, chmod, xattr...).  So a create
+ * never waits for the catalog's writer lock while the kernel holds the
+ * directory's lock, and a new file costs one durable commit, not two.
+ * Lookups and readdir of this mount see pending files; S3 sees the file
+ * when it is closed (close-to-open).  A pending file dies with a killed
+ * mount, like any write not yet closed or fsynced. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode, struct fuse_file_info *fi) {
   struct nkey pk;
@@ -933,10 +1029,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
   struct stat pst;
   ns_shared();
   int e = new_entry_prepare(req, parent, name, 0, &pk, key, &pst);
+  if (!e) { /* exists (in the catalog or pending here)? */
+    struct child c;
+    int re = resolve(&pk, name, &c);
+    if (re == 0) e = c.kind == NODE_DIR ? EISDIR : EEXIST;
+    else if (re != ENOENT) e = re;
+  }
   if (e == EEXIST && !(fi->flags & O_EXCL)) {
     ns_unlock();
     return open_existing(req, parent, name, fi); /* lost a race: open it */
   }
+  if (e == EISDIR && (fi->flags & O_EXCL)) e = EEXIST;
   if (e) {
     ns_unlock();
     return (void)fuse_reply_err(req, e);
@@ -948,40 +1051,47 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                    .mode = S_IFREG | (mode & 07777), .uid = ctx->uid,
                    .gid = new_gid(req, &pst),
                    .mtime_ns = now, .atime_ns = now, .ctime_ns = now};
-  store_put_opts o = {.content_type = store_guess_content_type(key),
-                      .posix = &p, .if_none_match_star = 1};
-  store_object_info info;
-  int rc = store_put(FS->st, pk.bucket, key, "", 0, &o, &info);
-  ns_unlock();
-  if (rc == STORE_ERR_PRECONDITION && !(fi->flags & O_EXCL))
+  store_writer *w = NULL;
+  int rc = store_writer_open_edit(FS->st, pk.bucket, key, &w);
+  uint64_t ino = pending_ino();
+  if (!rc) rc = store_writer_set_ino(w, ino);
+  if (rc == STORE_ERR_INVALID && !(fi->flags & O_EXCL)) {
+    /* an S3 PUT of this key got in since resolve(): open that */
+    store_writer_abort(w);
+    ns_unlock();
     return open_existing(req, parent, name, fi);
-  if (rc) return (void)fuse_reply_err(req, store_err(rc, "create", key));
-  uint64_t ino = info.ino;
-  store_object_info_free(&info);
+  }
+  if (rc) {
+    store_writer_abort(w);
+    ns_unlock();
+    return (void)fuse_reply_err(req, rc == STORE_ERR_INVALID ? EEXIST
+                                        : store_err(rc, "create", key));
+  }
   struct node *n = node_ref(pk.bucket, key, NODE_FILE, ino);
   struct fh *fh = NULL;
   if (!n || open_fh(n, fi->flags, &fh)) {
+    store_writer_abort(w);
     if (n) node_forget(n, 1);
+    ns_unlock();
     return (void)fuse_reply_err(req, ENOMEM);
   }
   int acc = fi->flags & O_ACCMODE;
   int writable = acc == O_WRONLY || acc == O_RDWR;
-  struct nkey k;
-  node_snapshot(n, &k);
-  ns_shared();
   pthread_mutex_lock(&n->mu);
-  e = writable ? writer_get(n, &k) : 0; /* edits what we created */
-  if (!e) {
-    n->open_count++;
-    if (writable) n->wopen++;
-  }
+  if (n->w) store_writer_abort(n->w); /* a node just made has none */
+  n->w = w;
+  n->wposix = p;
+  n->wbase[0] = 0;
+  n->wctype = store_guess_content_type(key);
+  __atomic_store_n(&n->pending, 1, __ATOMIC_RELAXED);
+  n->dirty_ns = now;
+  n->wdirty = 1; /* the file itself is the change: commit even if empty */
+  n->open_count++;
+  if (writable) n->wopen++;
   pthread_mutex_unlock(&n->mu);
+  __atomic_add_fetch(&pending_count, 1, __ATOMIC_RELAXED);
   ns_unlock();
-  if (e) {
-    fh_free(fh);
-    node_forget(n, 1);
-    return (void)fuse_reply_err(req, e);
-  }
+  fh->wrote = 1; /* close (flush) commits: S3 sees the file at once */
   struct stat st;
   memset(&st, 0, sizeof st);
   st.st_mode = S_IFREG | (mode & 07777);
@@ -1001,10 +1111,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
   fi->fh = (uint64_t)(uintptr_t)fh;
   fi->keep_cache = 0;
   if (fuse_reply_create(req, &ent, fi) != 0) {
-    pthread_mutex_lock(&n->mu);
+    pthread_mutex_lock(&n->mu); /* interrupted: the file was never seen */
     n->open_count--;
     if (writable && n->wopen) n->wopen--;
-    if (n->wopen == 0) writer_drop_clean(n);
+    if (n->pending && n->open_count == 0) {
+      store_writer_abort(n->w);
+      n->w = NULL;
+      pending_clear(n);
+      n->unlinked = 1;
+      node_detach(n);
+    }
     pthread_mutex_unlock(&n->mu);
     fh_free(fh);
     node_forget(n, 1);
@@ -1158,16 +1274,18 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
   }
   struct node *n = node_find_pin(c.bucket, c.key);
   struct nkey k;
-  int kept = 0;
+  int kept = 0, pending = 0;
   if (n) {
     node_snapshot(n, &k);
     pthread_mutex_lock(&n->mu);
-    kept = node_keep_open_bytes(n, &k);
+    pending = n->pending; /* nothing in the catalog to delete */
+    if (!pending) kept = node_keep_open_bytes(n, &k);
   }
-  int rc = store_delete(FS->st, c.bucket, c.key);
+  int rc = pending ? STORE_OK : store_delete(FS->st, c.bucket, c.key);
   if (n) {
     if (!rc) {
       n->unlinked = 1; /* never committed again; freed at last close */
+      pending_clear(n);
       node_detach(n);
     } else {
       node_drop_kept(n, kept);
@@ -1175,7 +1293,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
     pthread_mutex_unlock(&n->mu);
     node_unpin(n);
   }
-  if (!rc) keep_dir(pk.bucket, pk.key);
+  if (!rc && !pending) keep_dir(pk.bucket, pk.key);
   ns_unlock();
   fuse_reply_err(req, store_err(rc, "unlink", c.key));
 }
@@ -1187,7 +1305,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
   ns_shared();
   int e = 0;
   if (pk.is_store_root) {
-    int rc = store_bucket_delete(FS->st, name);
+    int rc = pending_under(name, "") ? STORE_ERR_BUCKET_NOT_EMPTY
+                                     : store_bucket_delete(FS->st, name);
     ns_unlock();
     return (void)fuse_reply_err(req, store_err(rc, "rmdir", name));
   }
@@ -1200,7 +1319,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
   int exists = 0, only_marker = 0;
   e = prefix_exists(c.bucket, c.key, &exists, &only_marker);
   if (e) goto out;
-  if (exists && !only_marker) {
+  if ((exists && !only_marker) || pending_under(c.bucket, c.key)) {
     e = ENOTEMPTY;
     goto out;
   }
@@ -1804,6 +1923,22 @@ static int key_exists(const char *bucket, const char *key) {
 }
 
 /* Load the next page of the listing into d->ents. */
+struct pending_scan {
+  struct dirh *d;
+  size_t *cap;
+  const char *dir;
+  size_t dl;
+  int e;
+};
+
+static void pending_dent_cb(struct node *n, void *arg) {
+  struct pending_scan *ps = arg;
+  if (ps->e || n->kind != NODE_FILE || !is_pending(n)) return;
+  const char *name = n->key + ps->dl;
+  if (!*name || strchr(name, '/')) return; /* not a direct child */
+  ps->e = dent_push(ps->d, ps->cap, name, strlen(name), S_IFREG, n->ino);
+}
+
 static int dirh_load(struct dirh *d) {
   d->base += d->n;
   dirh_clear(d);
@@ -1881,6 +2016,12 @@ static int dirh_load(struct dirh *d) {
       if (!d->marker) e = ENOMEM;
     } else {
       d->eof = 1;
+      if (any_pending()) { /* files created here, not committed yet */
+        struct pending_scan ps = {.d = d, .cap = &cap, .dir = dk,
+                                  .dl = strlen(dk)};
+        nodes_foreach(d->k.bucket, dk, pending_dent_cb, &ps);
+        e = ps.e;
+      }
     }
   }
   store_list_result_free(&r);

@@ -257,6 +257,13 @@ int store_writer_open(store *s, const char *bucket, const char *key,
  * keeps its ino and metadata unless the commit's opts give new ones. */
 int store_writer_open_edit(store *s, const char *bucket, const char *key,
                            store_writer **out);
+/* The ino the object of a writer that has no current version to edit (a
+ * new object) gets at commit, instead of a fresh one: lets a caller hand
+ * out the identity before the object exists (fusefs creates files lazily).
+ * The caller keeps such inos apart from the catalog's own (which are the
+ * object row ids, below 2^62).  STORE_ERR_INVALID for a part writer or an
+ * edit of an existing object. */
+int store_writer_set_ino(store_writer *w, uint64_t ino);
 /* One part of multipart upload `upload_id`. */
 int store_writer_open_part(store *s, const char *bucket, const char *key,
                            const char *upload_id, uint32_t part_number,

@@ -83,6 +83,7 @@ struct store_writer {
   /* edit base */
   bool has_base;
   uint64_t base_ino;
+  bool ino_set;      /* base_ino chosen by store_writer_set_ino */
   store_object_info base;
   /* flushed content: sorted, contiguous extents over [0, ext_end) */
   wext *ext;
@@ -672,6 +673,14 @@ int store_writer_open_edit(store *s, const char *bucket, const char *key,
   /* A streamed MD5 is valid only while the writer appends to nothing. */
   w->md5_ok = w->size == 0;
   *out = w;
+  return STORE_OK;
+}
+
+int store_writer_set_ino(store_writer *w, uint64_t ino) {
+  if (!w || w->kind == W_PART || w->has_base || ino == 0)
+    return store__err(STORE_ERR_INVALID, "set_ino needs a writer of a new object");
+  w->base_ino = ino;
+  w->ino_set = true;
   return STORE_OK;
 }
 
@@ -1290,7 +1299,7 @@ static int commit_object_fn(store *s, conn *c, void *arg) {
   if (!rc) rc = store__kv_encode(eff.tags, eff.n_tags, &tags, &tags_len);
   uint32_t mode = rc ? 0 : store__mode_from_blob(meta, meta_len);
   /* ino: an edit keeps its identity; a new object gets a new one. */
-  uint64_t ino = w->kind == W_EDIT && w->has_base ? w->base_ino : 0;
+  uint64_t ino = (w->kind == W_EDIT && w->has_base) || w->ino_set ? w->base_ino : 0;
   /* Replace the current row inside this transaction: readers see the old
    * object or the new one, never neither (the transaction is atomic).
    * Dropping first keeps (bucket, key, version) unique; chunks the new

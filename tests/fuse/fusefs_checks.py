@@ -184,6 +184,64 @@ def section_basic():
         expect("hello.txt" in os.listdir(B), "readdir")
     check("create_write_read", create_read)
 
+    def create_is_lazy():
+        """A created file is there for this mount at once (lookup, stat,
+        readdir, rmdir of its directory) and reaches the catalog at close,
+        in one commit; unlinked or renamed before that, it never did."""
+        d = os.path.join(B, "lazy")
+        os.mkdir(d)
+        p = os.path.join(d, "f.json")
+        # The writer is another process: a fork of this one while it held
+        # the descriptor would close a copy of it (a FUSE flush) at exec.
+        w = subprocess.Popen([sys.executable, "-c", """
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+os.write(fd, b'{"a": 1}')
+print("ready", flush=True)
+sys.stdin.readline()
+os.close(fd)
+print("closed", flush=True)
+""", p], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            expect(w.stdout.readline() == b"ready\n", "writer did not start")
+            expect(os.stat(p).st_size == 8, "stat of an open new file")
+            expect("f.json" in os.listdir(d), "readdir of an open new file")
+            expect("lazy/f.json" not in sc_keys("bkt1", "lazy/"), "in the catalog before close")
+            expect_errno(errno.EEXIST, os.open, p, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            expect_errno(errno.ENOTEMPTY, os.rmdir, d)
+            with open(p, "rb") as f2:          # a second handle reads the pending bytes
+                expect(f2.read() == b'{"a": 1}', "second handle")
+            ino = os.stat(p).st_ino
+        finally:
+            w.stdin.write(b"close\n")
+            w.stdin.flush()
+            expect(w.stdout.readline() == b"closed\n", "writer did not close")
+            w.wait(30)
+        expect(sc_get("bkt1", "lazy/f.json") == b'{"a": 1}', "storectl get after close")
+        st = os.stat(p)
+        expect(st.st_ino == ino and stat.S_IMODE(st.st_mode) == 0o640, "ino/mode after commit")
+        # unlinked while pending: nothing ever reaches the catalog
+        q = os.path.join(d, "gone")
+        fd = os.open(q, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"x" * 1000)
+        os.unlink(q)
+        expect_errno(errno.ENOENT, os.stat, q)
+        os.close(fd)
+        expect("lazy/gone" not in sc_keys("bkt1", "lazy/"), "unlinked pending file stored")
+        # renamed while pending: the bytes go with the name
+        r1, r2 = os.path.join(d, "r1"), os.path.join(d, "r2")
+        fd = os.open(r1, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"renamed")
+        os.rename(r1, r2)
+        os.write(fd, b"+more")
+        os.close(fd)
+        expect(sc_get("bkt1", "lazy/r2") == b"renamed+more", "renamed pending file")
+        expect("lazy/r1" not in sc_keys("bkt1", "lazy/"), "old name kept")
+        for n in ("f.json", "r2"):
+            os.unlink(os.path.join(d, n))
+        os.rmdir(d)
+    check("create_is_lazy", create_is_lazy)
+
     def excl():
         p = os.path.join(B, "hello.txt")
         expect_errno(errno.EEXIST, os.open, p, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
