@@ -124,6 +124,9 @@ static void inval_under(const char *bucket, const char *prefix) {
 
 static void handle(const store_change *c) {
   if (FS->bucket && strcmp(c->bucket, FS->bucket) != 0) return;
+  /* Our own changes reached the kernel through our replies already:
+   * invalidating them would only throw away good caches. */
+  if (c->origin == store_origin(FS->st)) return;
   switch (c->kind) {
   case STORE_CHANGE_PUT:
   case STORE_CHANGE_DELETE:

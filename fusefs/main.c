@@ -72,6 +72,9 @@ static void usage(FILE *f) {
     "  poll_ms=MS            change-feed poll interval (default 200, 0 off)\n"
     "  durability=full|process  fsync policy of commits (default full)\n"
     "  busy_timeout=MS       wait for another process's catalog lock\n"
+    "  verify=on|off         hash every chunk read against its id (default\n"
+    "                        on; off: faster small random reads, damage is\n"
+    "                        then found by storectl fsck, not by reads)\n"
     "  fsname=, subtype=, auto_unmount, max_threads=N, and the generic mount\n"
     "  options (dev, suid, exec, noatime, ...)\n"
     "\n"
@@ -123,6 +126,7 @@ struct settings {
   unsigned max_threads;
   int durability;
   uint32_t busy_timeout;
+  int no_verify;
   struct optbuf fuse_opts;
 };
 
@@ -210,6 +214,11 @@ static int parse_one_opt(struct settings *set, char *o) {
     NEED_VALUE;
     if (parse_ulong(v, 10, 1024, &u) || u == 0) return usage_error("bad max_threads=%s", v);
     set->max_threads = (unsigned)u;
+  } else if (!strcmp(o, "verify")) {
+    NEED_VALUE;
+    if (!strcmp(v, "on")) set->no_verify = 0;
+    else if (!strcmp(v, "off")) set->no_verify = 1;
+    else return usage_error("bad verify=%s (on or off)", v);
   } else if (!strcmp(o, "busy_timeout")) {
     NEED_VALUE;
     if (parse_ulong(v, 10, 3600000, &u) || u == 0) return usage_error("bad busy_timeout=%s", v);
@@ -354,7 +363,8 @@ static void free_globals(void) {
 static int open_store(const struct settings *set, store **out) {
   store_config cfg = {.read_only = FS->read_only,
                       .durability = set->durability,
-                      .busy_timeout_ms = set->busy_timeout};
+                      .busy_timeout_ms = set->busy_timeout,
+                      .skip_read_verify = set->no_verify};
   return store_open(FS->store_dir, &cfg, out);
 }
 

@@ -139,6 +139,8 @@ rc=$?; if [ $rc -eq 2 ]; then ok cli_no_args; else fail cli_no_args "exit $rc"; 
 rc=$?; if [ $rc -eq 2 ]; then ok cli_unknown_option; else fail cli_unknown_option "exit $rc"; fi
 "$FUSEFS" --store "$S" "$T" -o frobnicate >/dev/null 2>"$T/err"
 rc=$?; if [ $rc -eq 2 ]; then ok cli_unknown_mount_option; else fail cli_unknown_mount_option "exit $rc"; fi
+"$FUSEFS" --store "$S" "$T" -o verify=maybe >/dev/null 2>"$T/err"
+rc=$?; if [ $rc -eq 2 ] && grep -q 'bad verify=maybe' "$T/err"; then ok cli_bad_option_value; else fail cli_bad_option_value "exit $rc: $(head -c 200 "$T/err")"; fi
 "$FUSEFS" --store "$T/nostore" "$T" -f >/dev/null 2>"$T/err"
 rc=$?
 if [ $rc -eq 1 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q '^fusefs: ' "$T/err"; then
@@ -186,7 +188,7 @@ fi
 # ------------------------------------------------------------------ 100k dir
 # Commits without fsync here (durability=process): the point is readdir.
 M4=$T/mnt_big
-if start_fs "$M4" --store "$S" -o durability=process,max_threads=32; then
+if start_fs "$M4" --store "$S" -o durability=process,max_threads=32,verify=off; then
   BIGPID=$FSPID
   py bigdir "$M4" "${FUSEFS_BIGDIR_N:-100000}" "$BIGPID" "${FUSEFS_BIGDIR_SECONDS:-120}"
   stop_fs unmount_bigdir "$M4" "$BIGPID"
