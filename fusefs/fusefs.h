@@ -50,6 +50,8 @@ struct fs {
   unsigned poll_ms;    /* change-feed poll interval */
   int64_t start_ns;    /* mount time: times of directories without marker */
   uint64_t feed_seq;   /* change feed position at mount */
+  unsigned readahead_kb; /* kernel readahead for the mount (0: leave it) */
+  char bdi[32];        /* "MAJ:MIN" of the mount, for /sys/class/bdi */
   /* Serialises directory renames (exclusive) against every other
    * namespace or data change (shared): a directory rename re-keys nodes
    * and must not race with a writer committing under the old key. */
@@ -59,6 +61,10 @@ struct fs {
 extern struct fs *FS;
 
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Apply readahead_kb once the kernel has taken our INIT reply (its INIT
+ * processing lowers the readahead to what we replied): called by the
+ * first requests that follow INIT. */
+void fs_readahead_once(void);
 
 /* ------------------------------------------------------------------ */
 /* errmap.c                                                            */

@@ -72,6 +72,8 @@ static void usage(FILE *f) {
     "  poll_ms=MS            change-feed poll interval (default 200, 0 off)\n"
     "  durability=full|process  fsync policy of commits (default full)\n"
     "  busy_timeout=MS       wait for another process's catalog lock\n"
+    "  readahead_kb=N        kernel readahead of the mount (default 1024;\n"
+    "                        0 leaves the kernel's 128)\n"
     "  verify=on|off         hash every chunk read against its id (default\n"
     "                        on; off: faster small random reads, damage is\n"
     "                        then found by storectl fsck, not by reads)\n"
@@ -214,6 +216,10 @@ static int parse_one_opt(struct settings *set, char *o) {
     NEED_VALUE;
     if (parse_ulong(v, 10, 1024, &u) || u == 0) return usage_error("bad max_threads=%s", v);
     set->max_threads = (unsigned)u;
+  } else if (!strcmp(o, "readahead_kb")) {
+    NEED_VALUE;
+    if (parse_ulong(v, 10, 65536, &u)) return usage_error("bad readahead_kb=%s", v);
+    FS->readahead_kb = (unsigned)u;
   } else if (!strcmp(o, "verify")) {
     NEED_VALUE;
     if (!strcmp(v, "on")) set->no_verify = 0;
@@ -353,6 +359,54 @@ static int parse_args(int argc, char **argv, struct settings *set) {
   return -1;
 }
 
+/* The "MAJ:MIN" of the mount at `mnt` (absolute), from mountinfo: the
+ * last mount there is ours.  Reads no file of the mount itself. */
+static void find_bdi(const char *mnt) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return;
+  char line[8192];
+  while (fgets(line, sizeof line, f)) {
+    /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... (octal escapes in paths) */
+    char *save = NULL, *tok[5];
+    int n = 0;
+    for (char *t = strtok_r(line, " ", &save); t && n < 5;
+         t = strtok_r(NULL, " ", &save))
+      tok[n++] = t;
+    if (n < 5) continue;
+    char path[4096];
+    size_t o = 0;
+    for (const char *c = tok[4]; *c && o + 1 < sizeof path; c++) {
+      if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] >= '0' &&
+          c[2] <= '7' && c[3] >= '0' && c[3] <= '7') {
+        path[o++] = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+        c += 3;
+      } else {
+        path[o++] = *c;
+      }
+    }
+    path[o] = '\0';
+    if (!strcmp(path, mnt)) snprintf(FS->bdi, sizeof FS->bdi, "%s", tok[2]);
+  }
+  fclose(f);
+}
+
+static pthread_once_t readahead_once = PTHREAD_ONCE_INIT;
+
+static void readahead_apply(void) {
+  if (!FS->readahead_kb || !FS->bdi[0]) return;
+  char path[96];
+  snprintf(path, sizeof path, "/sys/class/bdi/%s/read_ahead_kb", FS->bdi);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return; /* not root, or no sysfs: the kernel's default stays */
+  char v[16];
+  int n = snprintf(v, sizeof v, "%u", FS->readahead_kb);
+  if (write(fd, v, (size_t)n) != n)
+    fs_log("cannot set %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+void fs_readahead_once(void) { pthread_once(&readahead_once, readahead_apply); }
+
 static void free_globals(void) {
   free(the_fs.bucket);
   free(the_fs.prefix);
@@ -376,6 +430,7 @@ int main(int argc, char **argv) {
   FS->attr_timeout = 1.0;
   FS->entry_timeout = 1.0;
   FS->poll_ms = 200;
+  FS->readahead_kb = 1024;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   FS->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -476,6 +531,7 @@ int main(int argc, char **argv) {
     free(mnt);
     return rc;
   }
+  find_bdi(mnt);
   fuse_daemonize(FS->foreground);
   if (!FS->st) {
     rc = open_store(&set, &FS->st);

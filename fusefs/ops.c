@@ -697,6 +697,7 @@ static void node_drop_kept(struct node *n, int kept) {
 /* lookup, forget, getattr                                             */
 /* ------------------------------------------------------------------ */
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  fs_readahead_once();
   struct nkey dir;
   node_snapshot(node_of(parent), &dir);
   if (dir.kind != NODE_DIR) return (void)fuse_reply_err(req, ENOTDIR);
@@ -759,6 +760,7 @@ static int node_stat(struct node *n, struct stat *st) {
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi) {
+  fs_readahead_once();
   (void)fi;
   struct stat st;
   int e = node_stat(node_of(ino), &st);

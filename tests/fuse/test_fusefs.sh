@@ -176,6 +176,9 @@ if ! mountpoint -q "$T/mnt_daemon"; then ok daemon_unmount; else fail daemon_unm
 M=$T/mnt
 if start_fs "$M" --store "$S" -o allow_other; then
   MAINPID=$FSPID
+  ls "$M" >/dev/null 2>&1 # the first request after INIT applies readahead_kb
+  ra=$(cat "/sys/class/bdi/$(mountpoint -d "$M")/read_ahead_kb" 2>/dev/null)
+  if [ "$ra" = 1024 ]; then ok mount_readahead_1mib; else fail mount_readahead_1mib "read_ahead_kb is '$ra'"; fi
   py basic "$M"
   mkdir -p "$T/ref"
   py fsx "$M" "$SEED" "${FSX_OPS:-1500}" "${FSX_SECONDS:-40}" "$T/ref"
