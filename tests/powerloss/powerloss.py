@@ -1,0 +1,738 @@
+#!/usr/bin/env python3
+"""powerloss.py BUILD_DIR TMPDIR -- prove the fsync order under power loss.
+
+Each workload runs real binaries (storectl; s3d with boto3 as its client)
+with the recorder (recorder.c, LD_PRELOAD) logging every mutating
+filesystem call under a "disk" directory that holds the store.  The
+workload logs its own START/ACK/FAIL marks into the same ordered log: an
+ACK is written only after the command exited 0 (storectl) or the 200
+arrived (boto3), so "acknowledged before crash point P" is exact.
+
+Then, for each chosen crash point P, replay.py builds what a power loss at
+P may leave on disk under the strict model (a file's bytes are durable as
+of its last fsync; a directory entry as of its directory's last fsync; see
+replay.py and docs/durability.md), and the store found there is checked
+with storectl:
+  1. `storectl fsck` exits 0: SQLite's quick_check passes, no chunk a row
+     references is missing or corrupt, reference counts match, every
+     object's extents are contiguous and name sound chunks.  Orphan chunk
+     files (no row) are allowed: gc reclaims them.
+  2. Every object ACKed before P reads back byte-identical (export +
+     sha256); a key whose last ACKed operation was a delete is absent.
+     Keys with an operation in progress at P hold the ACKed state or the
+     attempted one, nothing else; no key that was never written exists.
+     Buckets likewise.
+  3. The store still takes a new write (put, then get it back), gc runs,
+     and fsck is still clean afterwards.
+Crash points: just after every ACK, just before and just after every
+fsync/fdatasync, and random ones; capped (PL_POINTS, default 300 over all
+workloads).  Some points are also checked as "variants": a random subset
+of the not-yet-durable changes survived too.
+
+Negative controls re-run small workloads with PL_DROP making the recorder
+skip one kind of sync (as a missing fsync in the code, or a lying disk,
+would); the replay MUST find losses there, else the checker is broken.
+
+Environment: PL_POINTS (crash points over all workloads, default 300),
+PL_SEED (default 1), PL_VARIANTS (share of points also checked as a
+variant, default 0.4), PL_SCALE (workload size multiplier, default 1),
+PL_WORKLOADS (names, default all), PL_KEEP=1 keep failing states.
+
+Prints `ok NAME` / `FAIL NAME: reason`, the line
+`powerloss: workloads W, crash points P, objects checked N, losses L`
+and `N passed, N failed`.
+"""
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "faults"))
+import fcommon as fc  # noqa: E402
+import replay as rp  # noqa: E402
+
+MiB = 1 << 20
+BKT = "bkt"
+
+
+def blob(seed, n):
+    return fc.data(seed, n)
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+# ---------------------------------------------------------------- recording
+class Recorded:
+    """One workload: a disk directory watched by the recorder, its
+    snapshot, its log, and the expectations the workload's marks make."""
+
+    def __init__(self, ctx, name, drop=None):
+        self.ctx = ctx
+        self.name = name
+        self.dir = os.path.join(ctx.tmp, name)
+        self.disk = os.path.join(self.dir, "disk")
+        self.snap = os.path.join(self.dir, "snap")
+        self.log = os.path.join(self.dir, "log")
+        self.store = os.path.join(self.disk, "st")
+        self.files = os.path.join(self.dir, "files")
+        self.drop = drop
+        self.base_effects = []  # what the snapshot already holds
+        self.next_id = 0
+        self.procs = []
+        for d in (self.disk, self.files):
+            os.makedirs(d)
+
+    def env(self, preload=True):
+        e = fc.tool_env(self.ctx.home)
+        if preload:
+            e["LD_PRELOAD"] = self.ctx.preload
+            e["PL_ROOT"] = self.disk
+            e["PL_LOG"] = self.log
+            if self.drop:
+                e["PL_DROP"] = self.drop
+        return e
+
+    def sc(self, *args, preload=True, extra_env=None, timeout=120):
+        env = self.env(preload)
+        if extra_env:
+            env.update(extra_env)
+        p = subprocess.run([self.ctx.storectl, "--store", self.store] + list(args),
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+        p.out = p.stdout.decode("utf-8", "replace")
+        p.err = p.stderr.decode("utf-8", "replace")
+        return p
+
+    def snapshot(self):
+        """The tree before the recorded part (cp -a keeps hard links)."""
+        r = subprocess.run(["cp", "-a", self.disk, self.snap], stderr=subprocess.PIPE)
+        if r.returncode != 0:
+            raise fc.Fail("snapshot: %s" % r.stderr.decode()[-200:])
+
+    def mark(self, payload):
+        rp.append_mark(self.log, payload)
+
+    def op(self, what, effects, fn):
+        """Run fn (True on success) between a START and an ACK/FAIL mark.
+        effects: [["obj", bucket, key, sha-or-None], ["bucket", name, bool],
+        ["store", True]] -- the state the operation leaves when it lands."""
+        self.next_id += 1
+        i = self.next_id
+        self.mark({"ev": "start", "id": i, "what": what, "effects": effects})
+        try:
+            ok, why = fn()
+        except Exception as e:  # noqa: BLE001
+            ok, why = False, "%s: %s" % (type(e).__name__, e)
+        self.mark({"ev": "ack" if ok else "fail", "id": i, "why": why or ""})
+        if not ok:
+            raise fc.Fail("workload step %s failed: %s" % (what, why))
+        return i
+
+    # storectl steps -------------------------------------------------
+    def put(self, bucket, key, content):
+        path = os.path.join(self.files, "f%d" % (self.next_id + 1))
+        with open(path, "wb") as fh:
+            fh.write(content)
+
+        def run():
+            p = self.sc("put", bucket, key, path)
+            return p.returncode == 0, p.err.strip()[-300:]
+        return self.op("put %s/%s (%d B)" % (bucket, key, len(content)),
+                       [["obj", bucket, key, sha(content)]], run)
+
+    def rm(self, bucket, key):
+        def run():
+            p = self.sc("rm", bucket, key)
+            return p.returncode == 0, p.err.strip()[-300:]
+        return self.op("rm %s/%s" % (bucket, key), [["obj", bucket, key, None]], run)
+
+    def simple(self, what, effects, *args, env=None):
+        def run():
+            p = self.sc(*args, extra_env=env)
+            return p.returncode == 0, (p.err.strip() or p.out.strip())[-300:]
+        return self.op(what, effects, run)
+
+
+# ---------------------------------------------------------------- expectations
+class Expect:
+    """What the marks before a crash point promise.  State of a key:
+    a sha256 hex or None (absent)."""
+
+    def __init__(self):
+        self.acked = {}      # key -> state (last ACKed)
+        self.maybe = {}      # key -> {op id: state} of ops not ACKed
+        self.ops = {}        # op id -> effects
+        self.finished = set()
+
+    @staticmethod
+    def key(eff):
+        return tuple(eff[:-1])
+
+    def feed(self, m):
+        ev = m.get("ev")
+        if ev == "start":
+            self.ops[m["id"]] = m["effects"]
+            for eff in m["effects"]:
+                self.maybe.setdefault(self.key(eff), {})[m["id"]] = eff[-1]
+        elif ev == "ack":
+            for eff in self.ops.get(m["id"], []):
+                k = self.key(eff)
+                self.acked[k] = eff[-1]
+                mb = self.maybe.get(k, {})
+                mb.pop(m["id"], None)
+                # A failed op that ended before this one began cannot win.
+                for j in [j for j in mb if j < m["id"] and j in self.finished]:
+                    del mb[j]
+            self.finished.add(m["id"])
+        elif ev == "fail":
+            self.finished.add(m["id"])
+
+    def allowed(self, k, default=None):
+        s = {self.acked.get(k, default)}
+        s.update(self.maybe.get(k, {}).values())
+        return s
+
+    def signature(self):
+        return json.dumps([sorted((repr(k), v) for k, v in self.acked.items()),
+                           sorted((repr(k), sorted(map(repr, v.values())))
+                                  for k, v in self.maybe.items() if v)])
+
+    def store_acked(self):
+        return self.acked.get(("store",)) is True
+
+    def keys_of(self, kind):
+        ks = set(k for k in self.acked if k[0] == kind)
+        ks.update(k for k, v in self.maybe.items() if k[0] == kind and v)
+        return ks
+
+
+# ---------------------------------------------------------------- checking
+class Checker:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.env = fc.tool_env(ctx.home)
+
+    def sc(self, store, *args, timeout=120):
+        p = subprocess.run([self.ctx.storectl, "--store", store] + list(args),
+                           env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+        p.out = p.stdout.decode("utf-8", "replace")
+        p.err = p.stderr.decode("utf-8", "replace")
+        return p
+
+    @staticmethod
+    def brief(p):
+        lines = (p.err.strip() or p.out.strip()).splitlines()
+        return (lines[-1] if lines else "exit %d" % p.returncode)[:300]
+
+    def check(self, state, exp):
+        """Problems found in the store under `state` (a list of strings)
+        and how many objects were compared."""
+        store = os.path.join(state, "st")
+        probs = []
+        checked = 0
+        if not exp.store_acked():
+            return self.pre_init(store), 0
+        if not os.path.isdir(store):
+            return ["the store directory itself is gone (init was acknowledged)"], 0
+        p = self.sc(store, "fsck")
+        if p.returncode != 0:
+            probs.append("fsck: " + self.brief(p))
+            if "not a store" in p.err or not os.path.isdir(store):
+                return probs, 0
+        # Buckets.
+        p = self.sc(store, "bucket", "list")
+        if p.returncode != 0:
+            probs.append("bucket list: " + self.brief(p))
+            return probs, 0
+        present = set()
+        for line in p.out.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                present.add(parts[1])
+        for k in exp.keys_of("bucket"):
+            ok = exp.allowed(k, False)
+            if (k[1] in present) not in ok:
+                probs.append("bucket %s %s after the crash (allowed: %s)" % (
+                    k[1], "present" if k[1] in present else "missing", sorted(ok)))
+        for b in present:
+            if ("bucket", b) not in exp.acked and not exp.maybe.get(("bucket", b)):
+                probs.append("bucket %s exists but was never created" % b)
+        # Objects.
+        found = {}
+        for b in sorted(present):
+            dest = os.path.join(state, "export-" + b)
+            p = self.sc(store, "export", b, dest)
+            if p.returncode != 0:
+                probs.append("export %s: %s" % (b, self.brief(p)))
+                continue
+            for root, _dirs, files in os.walk(dest):
+                for f in files:
+                    path = os.path.join(root, f)
+                    key = os.path.relpath(path, dest)
+                    with open(path, "rb") as fh:
+                        found[("obj", b, key)] = sha(fh.read())
+        for k in exp.keys_of("obj"):
+            allowed = exp.allowed(k)
+            got = found.get(k)
+            checked += 1
+            if got not in allowed:
+                acked = exp.acked.get(k, "never written")
+                if got is None:
+                    probs.append("%s/%s missing (acked %s)" % (k[1], k[2], acked))
+                else:
+                    probs.append("%s/%s holds %s, allowed %s" % (
+                        k[1], k[2], got[:12], sorted(str(a)[:12] for a in allowed)))
+        for k in found:
+            if k not in exp.acked and not exp.maybe.get(k):
+                probs.append("%s/%s exists but was never written" % (k[1], k[2]))
+        # A new write, gc, and still clean.
+        if BKT in present:
+            probe = os.path.join(state, "probe")
+            body = os.urandom(5000) + b"probe"
+            with open(probe, "wb") as fh:
+                fh.write(body)
+            p = self.sc(store, "put", BKT, "__probe__", probe)
+            if p.returncode != 0:
+                probs.append("new write refused: " + self.brief(p))
+            else:
+                g = self.sc(store, "get", BKT, "__probe__", "-")
+                if g.returncode != 0 or g.stdout != body:
+                    probs.append("new write does not read back: " + self.brief(g))
+        p = self.sc(store, "gc")
+        if p.returncode != 0:
+            probs.append("gc: " + self.brief(p))
+        p = self.sc(store, "fsck")
+        if p.returncode != 0:
+            probs.append("fsck after a new write and gc: " + self.brief(p))
+        return probs, checked
+
+    def pre_init(self, store):
+        """Before `init` was acknowledged nothing is promised; note what a
+        crash there leaves (counted, not a failure)."""
+        if not os.path.isdir(store):
+            self.ctx.preinit["no store dir"] = self.ctx.preinit.get("no store dir", 0) + 1
+            return []
+        p = self.sc(store, "fsck")
+        if p.returncode == 0:
+            kind = "opens clean"
+        else:
+            kind = "not a store" if "not a store" in p.err else "does not open"
+            env = dict(self.env, STORE_ACCESS_KEY=fc.ACCESS, STORE_SECRET_KEY=fc.SECRET)
+            q = subprocess.run([self.ctx.storectl, "--store", store, "init"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            kind += (", init again works" if q.returncode == 0 else
+                     ", init again refused (%s)" % q.stderr.decode(
+                         "utf-8", "replace").strip().split(": ")[-1][:60])
+        self.ctx.preinit[kind] = self.ctx.preinit.get(kind, 0) + 1
+        return []
+
+
+# ---------------------------------------------------------------- replaying
+def choose_points(recs, cap, rng):
+    """Crash points (P = records [0, P) happened), most telling first."""
+    syncs, acks = [], []
+    for r in recs:
+        if r.op in (rp.OP["FSYNC"], rp.OP["SYNC"], rp.OP["SYNCFS"]):
+            syncs.append(r.i)
+        elif r.op == rp.OP["MARK"] and b'"ev": "ack"' in bytes(r.data):
+            acks.append(r.i)
+    first = sorted(set(a + 1 for a in acks) | {len(recs)})
+    rest = set()
+    for s in syncs:
+        rest.add(s)
+        rest.add(s + 1)
+    n_random = max(4, len(syncs) // 4)
+    for _ in range(n_random):
+        rest.add(rng.randrange(0, len(recs) + 1))
+    rest -= set(first)
+    rest = sorted(rest)
+    if len(first) >= cap:
+        pts = sorted(rng.sample(first, cap))
+    else:
+        room = cap - len(first)
+        pts = first + (rest if len(rest) <= room else rng.sample(rest, room))
+    return sorted(set(pts)), len(syncs), len(acks)
+
+
+def replay_workload(ctx, w, cap, variants, negative=False):
+    """Check crash points of one recorded workload.  Returns a dict of
+    figures and the list of losses (point, problems)."""
+    recs = rp.read_log(w.log)
+    rng = random.Random(ctx.seed * 7919 + len(w.name))
+    points, n_syncs, n_acks = choose_points(recs, cap, rng)
+    model = rp.Model(w.snap if os.path.isdir(w.snap) else None)
+    exp = Expect()
+    exp.feed({"ev": "start", "id": 0, "effects": w.base_effects})
+    exp.feed({"ev": "ack", "id": 0})
+    checker = Checker(ctx)
+    cache = os.path.join(w.dir, "cache")
+    os.makedirs(cache, exist_ok=True)
+    seen = {}
+    fig = {"records": len(recs), "syncs": n_syncs, "acks": n_acks, "points": 0,
+           "states": 0, "variants": 0, "objects": 0, "dedup": 0}
+    losses = []
+    kept = 0
+    pi = 0
+    share = lambda rel: "/chunks/" in rel or "/staging/" in rel  # noqa: E731
+    for idx in range(len(recs) + 1):
+        while pi < len(points) and points[pi] == idx:
+            pi += 1
+            # (seed, share of the unsynced changes that survive): the strict
+            # state, and sometimes a variant -- a random half of the unsynced
+            # changes survived, or all of them (as after kill -9 of every
+            # process: the page cache was written back whole).
+            tries = [(None, 0)]
+            if variants and rng.random() < variants and any(model.unsynced()):
+                tries.append((rng.randrange(1 << 30), 1.0 if rng.random() < 0.25 else 0.5))
+            fig["points"] += 1
+            for seed, p_extra in tries:
+                label = "P%d%s" % (idx, "" if seed is None else
+                                   "v%d" % seed if p_extra < 1 else "all")
+                state = os.path.join(w.dir, "state-" + label)
+                digest = model.materialise(
+                    state, random.Random(seed) if seed is not None else None,
+                    cache=cache, share=share, p_extra=p_extra)
+                sig = (digest, exp.signature())
+                if sig in seen:
+                    fig["dedup"] += 1
+                    shutil.rmtree(state)
+                    continue
+                seen[sig] = label
+                fig["states"] += 1
+                if seed is not None:
+                    fig["variants"] += 1
+                probs, n = checker.check(state, exp)
+                fig["objects"] += n
+                if probs:
+                    losses.append((label, probs))
+                    if ctx.keep and kept < 3:
+                        kept += 1
+                        continue
+                shutil.rmtree(state, ignore_errors=True)
+        if idx == len(recs):
+            break
+        r = recs[idx]
+        if r.op == rp.OP["MARK"]:
+            exp.feed(json.loads(bytes(r.data)))
+        model.apply(r)
+    bad = rp.verify_cache(cache)
+    if bad:
+        raise fc.Fail("a shared chunk file was changed in place by a check: %s" % bad[:3])
+    shutil.rmtree(cache, ignore_errors=True)
+    fig["dropped"] = model.dropped
+    return fig, losses
+
+
+# ---------------------------------------------------------------- workloads
+def wl_cli(ctx, w):
+    """storectl: init, buckets, inline / boundary / multi-chunk puts,
+    overwrites (partly deduplicated), whole-object dedup, delete, gc
+    (which unlinks chunk files), re-put of collected content, import."""
+    s = ctx.scale
+    w.snapshot()  # an empty disk: init itself is recorded
+    env = {"STORE_ACCESS_KEY": fc.ACCESS, "STORE_SECRET_KEY": fc.SECRET}
+    w.simple("init", [["store", True]], "init", env=env)
+    w.simple("bucket create", [["bucket", BKT, True]], "bucket", "create", BKT)
+    big1 = blob(1, int(2.5 * MiB * s))
+    big2 = big1[:MiB] + blob(2, int(1.2 * MiB * s))  # first chunk shared
+    w.put(BKT, "inline", blob(3, 100))
+    w.put(BKT, "edge", blob(4, 4096))
+    w.put(BKT, "edge+1", blob(5, 4097))
+    w.put(BKT, "big", big1)
+    w.put(BKT, "dir/twin", big1)              # whole-object dedup
+    w.put(BKT, "inline", blob(6, 300))        # overwrite, inline
+    w.put(BKT, "big", big2)                   # overwrite, one chunk shared
+    w.rm(BKT, "edge+1")
+    w.rm(BKT, "dir/twin")                     # big1's tail chunks unreferenced
+    w.simple("gc", [], "gc")                  # ...and their files unlinked
+    w.put(BKT, "again", big1)                 # the collected chunks again
+    w.simple("bucket create bkt2", [["bucket", "bkt2", True]], "bucket", "create", "bkt2")
+    w.put("bkt2", "x", blob(7, 2 * MiB + 17))
+    w.rm("bkt2", "x")
+    w.simple("bucket delete bkt2", [["bucket", "bkt2", False]], "bucket", "delete", "bkt2")
+    # import: several commits in one command
+    src = os.path.join(w.files, "tree")
+    os.makedirs(os.path.join(src, "sub"))
+    effects = []
+    for i, (name, n) in enumerate([("a.txt", 10), ("sub/b.bin", MiB + 5),
+                                   ("sub/c.bin", 7000)]):
+        b = blob(20 + i, n)
+        with open(os.path.join(src, name), "wb") as fh:
+            fh.write(b)
+        effects.append(["obj", BKT, name, sha(b)])
+    w.simple("import", effects, "import", src, BKT)
+    for i in range(int(3 * s)):
+        w.put(BKT, "more/%d" % i, blob(30 + i, (i + 1) * 300 * 1024))
+
+
+class PreloadS3d(fc.S3d):
+    """fcommon's S3d, started with the recorder preloaded."""
+
+    def __init__(self, b, w, log):
+        self.b = b
+        self.store = w.store
+        self.port = fc.free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        self.endpoint = "http://" + self.host
+        self.logpath = log
+        self.log = open(log, "ab")
+        self.proc = subprocess.Popen(
+            [b.s3d, "--store", w.store, "--listen", self.host], stdout=self.log,
+            stderr=self.log, env=w.env())
+        fc.register_pid(self.proc.pid)
+        self.up = self.wait_up(60)
+
+
+def s3_setup(ctx, w):
+    env = {"STORE_ACCESS_KEY": fc.ACCESS, "STORE_SECRET_KEY": fc.SECRET}
+    p = w.sc("init", preload=False, extra_env=env)
+    if p.returncode != 0:
+        raise fc.Fail("init: " + p.err[-200:])
+    p = w.sc("bucket", "create", BKT, preload=False)
+    if p.returncode != 0:
+        raise fc.Fail("bucket create: " + p.err[-200:])
+    w.snapshot()
+    w.base_effects = [["store", True], ["bucket", BKT, True]]
+    srv = PreloadS3d(ctx.build, w, os.path.join(w.dir, "s3d.log"))
+    if not srv.up:
+        srv.stop()
+        raise fc.Fail("s3d did not start under the recorder: %s" % srv.logtext()[-300:])
+    return srv, fc.boto3_client(srv.endpoint)
+
+
+def s3_put(w, c, key, body):
+    def run():
+        r = c.put_object(Bucket=BKT, Key=key, Body=body)
+        return r["ResponseMetadata"]["HTTPStatusCode"] == 200, ""
+    return w.op("s3 put %s (%d B)" % (key, len(body)), [["obj", BKT, key, sha(body)]], run)
+
+
+def wl_s3(ctx, w):
+    """s3d under the recorder, boto3 as the client: puts, copy, multipart,
+    delete, overwrite, and a storectl put racing an s3d put of the same
+    bytes (deduplication across processes)."""
+    s = ctx.scale
+    srv, c = s3_setup(ctx, w)
+    try:
+        small = blob(40, 1000)
+        big = blob(41, int(2.5 * MiB * s))
+        s3_put(w, c, "s-small", small)
+        s3_put(w, c, "s-big", big)
+
+        def copy():
+            r = c.copy_object(Bucket=BKT, Key="s-copy",
+                              CopySource={"Bucket": BKT, "Key": "s-big"})
+            return r["ResponseMetadata"]["HTTPStatusCode"] == 200, ""
+        w.op("s3 copy s-big s-copy", [["obj", BKT, "s-copy", sha(big)]], copy)
+        p1 = blob(42, 5 * MiB)
+        p2 = blob(43, 300 * 1024)
+
+        def mpu():
+            up = c.create_multipart_upload(Bucket=BKT, Key="s-mpu")["UploadId"]
+            e1 = c.upload_part(Bucket=BKT, Key="s-mpu", UploadId=up, PartNumber=1,
+                               Body=p1)["ETag"]
+            e2 = c.upload_part(Bucket=BKT, Key="s-mpu", UploadId=up, PartNumber=2,
+                               Body=p2)["ETag"]
+            r = c.complete_multipart_upload(
+                Bucket=BKT, Key="s-mpu", UploadId=up,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
+                                           {"PartNumber": 2, "ETag": e2}]})
+            return r["ResponseMetadata"]["HTTPStatusCode"] == 200, ""
+        w.op("s3 multipart s-mpu", [["obj", BKT, "s-mpu", sha(p1 + p2)]], mpu)
+
+        def delete():
+            r = c.delete_object(Bucket=BKT, Key="s-small")
+            return r["ResponseMetadata"]["HTTPStatusCode"] == 204, ""
+        w.op("s3 delete s-small", [["obj", BKT, "s-small", None]], delete)
+        s3_put(w, c, "s-big", blob(44, int(1.5 * MiB * s)))
+        # The same bytes through two processes at once.
+        same = blob(45, 2 * MiB + 3)
+        errs = []
+
+        def via_s3():
+            try:
+                s3_put(w, c2, "s-conc-a", same)
+            except Exception as e:  # noqa: BLE001
+                errs.append(e)
+        c2 = fc.boto3_client(srv.endpoint)
+        t = threading.Thread(target=via_s3)
+        t.start()
+        try:
+            w.put(BKT, "s-conc-b", same)
+        finally:
+            t.join()
+        if errs:
+            raise errs[0]
+        s3_put(w, c, "s-small", blob(46, 2000))
+    finally:
+        rc = srv.stop()
+    if rc != 0:
+        raise fc.Fail("s3d exited %s: %s" % (rc, srv.logtext()[-300:]))
+
+
+def wl_neg_cli(ctx, w):
+    """A small storectl workload for the negative controls."""
+    w.snapshot()
+    env = {"STORE_ACCESS_KEY": fc.ACCESS, "STORE_SECRET_KEY": fc.SECRET}
+    w.simple("init", [["store", True]], "init", env=env)
+    w.simple("bucket create", [["bucket", BKT, True]], "bucket", "create", BKT)
+    w.put(BKT, "big", blob(50, 2 * MiB + 100))
+    w.put(BKT, "small", blob(51, 200))
+    w.put(BKT, "big2", blob(52, MiB + 100))
+
+
+def wl_neg_s3(ctx, w):
+    srv, c = s3_setup(ctx, w)
+    try:
+        s3_put(w, c, "n1", blob(60, 3000))
+        s3_put(w, c, "n2", blob(61, MiB + 1))
+    finally:
+        srv.stop()
+
+
+WORKLOADS = [
+    # name, function, PL_DROP pattern, share of crash points
+    ("cli", wl_cli, None, 0.6),
+    ("s3", wl_s3, None, 0.4),
+]
+NEGATIVE = [
+    # name, function, PL_DROP, what is skipped, what a loss must say
+    ("neg-fanout-dirsync", wl_neg_cli, "st/chunks/??",
+     "fsync of the chunk fan-out directories skipped", "missing chunks"),
+    ("neg-chunk-datasync", wl_neg_cli, "st/staging/*/*",
+     "fdatasync of chunk files skipped", "corrupt, "),
+    ("neg-wal-sync", wl_neg_s3, "st/catalog.db-wal",
+     "fsync of SQLite's WAL skipped", "missing (acked"),
+]
+
+
+# ---------------------------------------------------------------- main
+class Ctx:
+    pass
+
+
+def preload_for(binary, recorder):
+    """The recorder, after the ASan runtime when the binary uses one (ASan
+    insists on being first in the initial library list)."""
+    libs = []
+    try:
+        out = subprocess.run(["ldd", binary], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL).stdout.decode()
+    except OSError:
+        out = ""
+    for line in out.splitlines():
+        parts = line.split()
+        if parts and parts[0].startswith("libasan") and "=>" in parts:
+            libs.append(parts[parts.index("=>") + 1])
+    return " ".join(libs + [recorder])
+
+
+def main():
+    build, tmp = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    R = fc.Results()
+    ctx = Ctx()
+    ctx.build = fc.Build(build, tmp)
+    ctx.home = ctx.build.home
+    fc.scrub_environment(ctx.home)
+    ctx.tmp = tmp
+    ctx.storectl = ctx.build.storectl
+    ctx.recorder = os.path.join(build, "tests", "powerloss", "libplrecorder.so")
+    ctx.preload = preload_for(ctx.storectl, ctx.recorder)
+    ctx.seed = int(os.environ.get("PL_SEED", "1"))
+    ctx.scale = float(os.environ.get("PL_SCALE", "1"))
+    ctx.keep = os.environ.get("PL_KEEP") == "1"
+    ctx.preinit = {}
+    # Under ASan every storectl of the checks is several times slower; the
+    # model is the same, so fewer points prove as much about the recorder
+    # and the binaries there.
+    asan = "libasan" in ctx.preload
+    cap_total = int(os.environ.get("PL_POINTS") or (100 if asan else 300))
+    variants = float(os.environ.get("PL_VARIANTS") or "0.4")
+    only = set(os.environ.get("PL_WORKLOADS", "").split())
+    totals = {"workloads": 0, "points": 0, "objects": 0, "losses": 0, "states": 0}
+    t0 = time.time()
+
+    def run_workload(name, fn, drop, cap, negative, note="", must_say=""):
+        w = Recorded(ctx, name, drop)
+        t1 = time.time()
+        try:
+            fn(ctx, w)
+        except Exception as e:  # noqa: BLE001
+            tb = traceback.format_exc().strip().splitlines()
+            R.fail(name + "/workload", "%s: %s [%s]" % (type(e).__name__, e,
+                                                        " / ".join(tb[-3:-1])))
+            return
+        t2 = time.time()
+        try:
+            fig, losses = replay_workload(ctx, w, cap, 0 if negative else variants,
+                                          negative)
+        except rp.ModelError as e:
+            R.fail(name + "/model", "the replay cannot follow the log: %s" % e)
+            return
+        t3 = time.time()
+        totals["workloads"] += 1
+        desc = ("%d records, %d syncs, %d acks; %d crash points, %d states checked "
+                "(%d variants, %d duplicates skipped), %d objects; record %.1fs, "
+                "replay %.1fs" % (fig["records"], fig["syncs"], fig["acks"],
+                                  fig["points"], fig["states"], fig["variants"],
+                                  fig["dedup"], fig["objects"], t2 - t1, t3 - t2))
+        if negative:
+            if fig["dropped"] == 0:
+                R.fail(name, "the recorder never skipped a sync (%s): control did not run"
+                       % drop)
+            elif losses:
+                right = [(lab, p) for lab, ps in losses for p in ps if must_say in p]
+                if not right:
+                    R.fail(name, "losses found, but none says %r (%s): %s" % (
+                        must_say, note, losses[0][1][0][:300]))
+                else:
+                    R.ok(name, "%d of %d states lost data, as they must (%s); e.g. "
+                         "%s: %s" % (len(losses), fig["states"], note, right[0][0],
+                                     right[0][1][:160]))
+            else:
+                R.fail(name, "no loss found although %s (%d skipped): the checker "
+                       "cannot fail" % (note, fig["dropped"]))
+            return
+        totals["points"] += fig["points"]
+        totals["states"] += fig["states"]
+        totals["objects"] += fig["objects"]
+        totals["losses"] += len(losses)
+        if losses:
+            detail = "; ".join("%s: %s" % (lab, " | ".join(p[:2])) for lab, p in losses[:3])
+            R.fail(name, "%d of %d crash states lost data: %s [%s]" % (
+                len(losses), fig["states"], detail[:900], desc))
+        else:
+            R.ok(name, desc)
+
+    for name, fn, drop, share in WORKLOADS:
+        if only and name not in only:
+            continue
+        run_workload(name, fn, drop, max(10, int(cap_total * share)), False)
+    for name, fn, drop, note, must_say in NEGATIVE:
+        if only and name not in only and "negative" not in only:
+            continue
+        run_workload(name, fn, drop, max(8, int(cap_total * 0.05)), True, note,
+                     must_say)
+    if ctx.preinit:
+        print("# crash during init (nothing promised): %s" % ", ".join(
+            "%s %d" % kv for kv in sorted(ctx.preinit.items())), flush=True)
+    print("powerloss: workloads %d, crash points %d, objects checked %d, losses %d "
+          "(%d states, %.0f s)" % (totals["workloads"], totals["points"],
+                                   totals["objects"], totals["losses"], totals["states"],
+                                   time.time() - t0), flush=True)
+    R.finish()
+
+
+if __name__ == "__main__":
+    main()
