@@ -117,7 +117,8 @@ static dev_t root_dev;
 static int root_dev_known;
 static char drop_pat[PATH_MAX];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t init_mu = PTHREAD_MUTEX_INITIALIZER;
+static volatile int init_done;
 
 /* The real functions. */
 #define REAL(ret, name, ...)                  \
@@ -232,8 +233,14 @@ static void atfork_child(void) {
   pthread_mutex_unlock(&mu);
 }
 
+extern char **environ;
+
 static void init(void) {
   load_all();
+  /* A sanitizer runtime may call an intercepted function before libc has
+   * set up the environment: decide only once there is one. */
+  if (!environ || !environ[0]) return;
+  init_done = 1;
   const char *r = getenv("PL_ROOT"), *l = getenv("PL_LOG");
   const char *d = getenv("PL_DROP");
   if (!r || !l || r[0] != '/' || strlen(r) >= sizeof root - 1 ||
@@ -250,7 +257,12 @@ static void init(void) {
   active = 1;
 }
 
-static inline void ensure_init(void) { pthread_once(&once, init); }
+static void ensure_init(void) {
+  if (init_done) return;
+  pthread_mutex_lock(&init_mu);
+  if (!init_done) init();
+  pthread_mutex_unlock(&init_mu);
+}
 
 __attribute__((constructor)) static void ctor(void) { ensure_init(); }
 

@@ -12,7 +12,7 @@
 # `powerloss: workloads W, crash points P, objects checked N, losses L`
 # and `N passed, N failed`; exits non-zero on any failure.
 #
-#   PL_POINTS=N       crash points over all workloads (default 300; 100 in
+#   PL_POINTS=N       crash points over all workloads (default 300; 60 in
 #                     an ASan build)
 #   PL_SCALE=X        workload size multiplier (default 1)
 #   PL_SEED=N         seed of the crash point and variant choice (default 1)
