@@ -371,6 +371,37 @@ def choose_points(recs, cap, rng):
     return sorted(set(pts)), len(syncs), len(acks)
 
 
+def coverage(recs):
+    """What the recorder saw, by kind: proof that interposition reached
+    SQLite (its WAL writes and syncs, its directory sync) and libstore."""
+    c = {}
+
+    def bump(k):
+        c[k] = c.get(k, 0) + 1
+    for r in recs:
+        op = rp.OPS.get(r.op, "?")
+        p = r.p1
+        if op == "WRITE" and p.endswith("catalog.db-wal"):
+            bump("wal writes")
+        elif op == "FSYNC" and p.endswith("catalog.db-wal"):
+            bump("wal syncs")
+        elif op == "FSYNC" and r.b and p == "st":
+            bump("store dir syncs")
+        elif op == "FSYNC" and r.b and "/chunks/" in p:
+            bump("fan-out dir syncs")
+        elif op == "WRITE" and "/staging/" in p:
+            bump("chunk writes")
+        elif op == "FSYNC" and "/staging/" in p:
+            bump("chunk syncs")
+        elif op == "LINK":
+            bump("links")
+        elif op == "MMAP":
+            bump("shm mmaps")
+        elif op == "SFR":
+            bump("sync_file_range")
+    return c
+
+
 def replay_workload(ctx, w, cap, variants, negative=False):
     """Check crash points of one recorded workload.  Returns a dict of
     figures and the list of losses (point, problems)."""
@@ -427,11 +458,13 @@ def replay_workload(ctx, w, cap, variants, negative=False):
                         continue
                 shutil.rmtree(state, ignore_errors=True)
         if idx == len(recs):
+            fig["model_diffs"] = rp.compare_volatile(model, w.disk)
             break
         r = recs[idx]
         if r.op == rp.OP["MARK"]:
             exp.feed(json.loads(bytes(r.data)))
         model.apply(r)
+    fig["coverage"] = coverage(recs)
     bad = rp.verify_cache(cache)
     if bad:
         raise fc.Fail("a shared chunk file was changed in place by a check: %s" % bad[:3])
@@ -844,6 +877,23 @@ def main():
                 R.fail(name, "no loss found although %s (%d skipped): the checker "
                        "cannot fail" % (note, fig["dropped"]))
             return
+        if fig["model_diffs"]:
+            R.fail(name + "/model-matches-disk", "after the workload the model differs "
+                   "from the real tree (the recorder missed something): %s"
+                   % "; ".join(fig["model_diffs"][:5]))
+        else:
+            R.ok(name + "/model-matches-disk")
+        need = ["wal writes", "wal syncs", "store dir syncs"]
+        if name in ("cli", "s3", "fuse"):
+            need += ["fan-out dir syncs", "chunk writes", "chunk syncs", "links",
+                     "shm mmaps"]
+        missing = [k for k in need if not fig["coverage"].get(k)]
+        if missing:
+            R.fail(name + "/recorder-coverage", "never saw: %s (saw %s)" % (
+                ", ".join(missing), fig["coverage"]))
+        else:
+            R.ok(name + "/recorder-coverage", ", ".join(
+                "%s %d" % kv for kv in sorted(fig["coverage"].items())))
         totals["points"] += fig["points"]
         totals["states"] += fig["states"]
         totals["objects"] += fig["objects"]

@@ -246,11 +246,11 @@ static void init(void) {
   if (!r || !l || r[0] != '/' || strlen(r) >= sizeof root - 1 ||
       strlen(l) >= sizeof log_path)
     return;
-  strcpy(root, r);
+  snprintf(root, sizeof root, "%s", r);
   root_len = strlen(root);
   while (root_len > 1 && root[root_len - 1] == '/') root[--root_len] = 0;
-  strcpy(log_path, l);
-  if (d && strlen(d) < sizeof drop_pat) strcpy(drop_pat, d);
+  snprintf(log_path, sizeof log_path, "%s", l);
+  if (d && strlen(d) < sizeof drop_pat) snprintf(drop_pat, sizeof drop_pat, "%s", d);
   open_log();
   if (log_fd < 0) return;
   pthread_atfork(atfork_prepare, atfork_parent, atfork_child);

@@ -479,6 +479,45 @@ class Model:
         return h.hexdigest()
 
 
+def compare_volatile(model, path):
+    """Differences between the model's volatile tree (every recorded change
+    applied) and the real directory `path` after the workload: a
+    self-check of the recorder and the model -- a call the recorder missed
+    shows up here.  The content of never-durable files is not compared."""
+    diffs = []
+
+    def walk(node, p, rel):
+        real = set(os.listdir(p))
+        model_names = set(node.entries)
+        for n in sorted(real - model_names):
+            diffs.append("on disk, not in the model: " + (rel + "/" + n).lstrip("/"))
+        for n in sorted(model_names - real):
+            diffs.append("in the model, not on disk: " + (rel + "/" + n).lstrip("/"))
+        for n in sorted(real & model_names):
+            child = node.entries[n]
+            cp = os.path.join(p, n)
+            r = (rel + "/" + n).lstrip("/")
+            st = os.lstat(cp)
+            if child.kind == "d":
+                if not stat.S_ISDIR(st.st_mode):
+                    diffs.append("not a directory on disk: " + r)
+                else:
+                    walk(child, cp, r)
+            elif child.kind == "l":
+                if not stat.S_ISLNK(st.st_mode) or os.readlink(cp) != child.target:
+                    diffs.append("symlink differs: " + r)
+            elif not stat.S_ISREG(st.st_mode):
+                diffs.append("not a file on disk: " + r)
+            elif not child.nodur:
+                with open(cp, "rb") as fh:
+                    real_bytes = fh.read()
+                if real_bytes != bytes(child.vol):
+                    diffs.append("content differs: %s (disk %d B, model %d B)"
+                                 % (r, len(real_bytes), len(child.vol)))
+    walk(model.root, path, "")
+    return diffs
+
+
 def verify_cache(cache):
     """Every shared file still holds the bytes it is named by."""
     bad = []
