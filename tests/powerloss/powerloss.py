@@ -46,6 +46,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -302,19 +303,25 @@ class Checker:
         for k in found:
             if k not in exp.acked and not exp.maybe.get(k):
                 probs.append("%s/%s exists but was never written" % (k[1], k[2]))
-        # A new write, gc, and still clean.
-        if BKT in present:
-            probe = os.path.join(state, "probe")
-            body = os.urandom(5000) + b"probe"
-            with open(probe, "wb") as fh:
-                fh.write(body)
-            p = self.sc(store, "put", BKT, "__probe__", probe)
+        # A new write (into a new bucket if the crash left none), gc, and
+        # still clean.
+        bucket = BKT
+        if BKT not in present:
+            bucket = "probe-bucket"
+            p = self.sc(store, "bucket", "create", bucket)
             if p.returncode != 0:
-                probs.append("new write refused: " + self.brief(p))
-            else:
-                g = self.sc(store, "get", BKT, "__probe__", "-")
-                if g.returncode != 0 or g.stdout != body:
-                    probs.append("new write does not read back: " + self.brief(g))
+                probs.append("new bucket refused: " + self.brief(p))
+        probe = os.path.join(state, "probe")
+        body = os.urandom(5000) + b"probe"
+        with open(probe, "wb") as fh:
+            fh.write(body)
+        p = self.sc(store, "put", bucket, "__probe__", probe)
+        if p.returncode != 0:
+            probs.append("new write refused: " + self.brief(p))
+        else:
+            g = self.sc(store, "get", bucket, "__probe__", "-")
+            if g.returncode != 0 or g.stdout != body:
+                probs.append("new write does not read back: " + self.brief(g))
         p = self.sc(store, "gc")
         if p.returncode != 0:
             probs.append("gc: " + self.brief(p))
@@ -338,8 +345,9 @@ class Checker:
             q = subprocess.run([self.ctx.storectl, "--store", store, "init"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             kind += (", init again works" if q.returncode == 0 else
-                     ", init again refused (%s)" % q.stderr.decode(
-                         "utf-8", "replace").strip().split(": ")[-1][:60])
+                     ", init again refused (%s)" % re.sub(
+                         r"/\S*/", "", q.stderr.decode("utf-8", "replace").strip()
+                         .split(": ")[-1])[:60])
         self.ctx.preinit[kind] = self.ctx.preinit.get(kind, 0) + 1
         return []
 
