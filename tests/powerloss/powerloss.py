@@ -521,6 +521,58 @@ def wl_cli(ctx, w):
     w.simple("import", effects, "import", src, BKT)
     for i in range(int(3 * s)):
         w.put(BKT, "more/%d" % i, blob(30 + i, (i + 1) * 300 * 1024))
+    put_racing_gc(w)
+
+
+def put_racing_gc(w):
+    """A put whose chunk files are written while gc runs: storectl put
+    reads stdin, so its first chunks are on disk (linked, no row yet) while
+    it waits for the rest; gc then removes their public names as orphans,
+    and the commit must restore them from the writer's leases (link +
+    fsync of the fan-out directory, backend_local.c ensure())."""
+    body = blob(90, 2 * MiB + 5000)
+    first = [body[:MiB], body[MiB:2 * MiB]]
+    names = [os.path.join(w.store, "chunks", h[:2], h) for h in map(sha, first)]
+    w.next_id += 1
+    i = w.next_id
+    w.mark({"ev": "start", "id": i, "what": "put raced (stdin) while gc runs",
+            "effects": [["obj", BKT, "raced", sha(body)]]})
+    p = subprocess.Popen([w.ctx.storectl, "--store", w.store, "put", BKT, "raced", "-"],
+                         env=w.env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    fc.register_pid(p.pid)
+    try:
+        p.stdin.write(body[:2 * MiB + 100])
+        p.stdin.flush()
+        t_end = time.time() + 30
+        while not all(map(os.path.exists, names)) and time.time() < t_end:
+            time.sleep(0.02)
+        if not all(map(os.path.exists, names)):
+            raise fc.Fail("the racing put's chunks never appeared")
+        g = w.sc("gc")
+        w.next_id += 1
+        w.mark({"ev": "start", "id": w.next_id, "what": "gc", "effects": []})
+        w.mark({"ev": "ack" if g.returncode == 0 else "fail", "id": w.next_id,
+                "why": g.out.strip()})
+        if g.returncode != 0:
+            raise fc.Fail("gc during a put: " + g.err[-200:])
+        if any(map(os.path.exists, names)):
+            raise fc.Fail("gc left the racing put's chunk names: the race did not "
+                          "happen (%s)" % g.out.strip())
+        p.stdin.write(body[2 * MiB + 100:])
+        p.stdin.close()
+        p.wait(timeout=60)
+        err = p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    ok = p.returncode == 0
+    w.mark({"ev": "ack" if ok else "fail", "id": i, "why": err.decode()[-200:]})
+    if not ok:
+        raise fc.Fail("racing put: " + err.decode()[-300:])
+    if not all(map(os.path.exists, names)):
+        raise fc.Fail("the racing put committed without restoring its chunk names")
 
 
 class PreloadS3d(fc.S3d):
