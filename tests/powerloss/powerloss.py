@@ -89,6 +89,7 @@ class Recorded:
         self.drop = drop
         self.base_effects = []  # what the snapshot already holds
         self.next_id = 0
+        self.id_lock = threading.Lock()
         self.procs = []
         for d in (self.disk, self.files):
             os.makedirs(d)
@@ -127,8 +128,9 @@ class Recorded:
         """Run fn (True on success) between a START and an ACK/FAIL mark.
         effects: [["obj", bucket, key, sha-or-None], ["bucket", name, bool],
         ["store", True]] -- the state the operation leaves when it lands."""
-        self.next_id += 1
-        i = self.next_id
+        with self.id_lock:  # workload threads share the numbering
+            self.next_id += 1
+            i = self.next_id
         self.mark({"ev": "start", "id": i, "what": what, "effects": effects})
         try:
             ok, why = fn()
@@ -670,6 +672,24 @@ def wl_s3(ctx, w):
         try:
             w.put(BKT, "s-conc-b", same)
         finally:
+            t.join()
+        if errs:
+            raise errs[0]
+        # Concurrent PUTs: s3d's group commit shares one WAL fsync between
+        # them, and none may be answered before it.
+        clients = [fc.boto3_client(srv.endpoint) for _ in range(4)]
+        threads = []
+
+        def one(cl, n):
+            try:
+                s3_put(w, cl, "g-%d" % n, blob(80 + n, 3000 if n % 2 else 300 * 1024))
+            except Exception as e:  # noqa: BLE001
+                errs.append(e)
+        for n, cl in enumerate(clients):
+            threads.append(threading.Thread(target=one, args=(cl, n)))
+        for t in threads:
+            t.start()
+        for t in threads:
             t.join()
         if errs:
             raise errs[0]
