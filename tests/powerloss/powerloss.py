@@ -90,7 +90,6 @@ class Recorded:
         self.base_effects = []  # what the snapshot already holds
         self.next_id = 0
         self.id_lock = threading.Lock()
-        self.procs = []
         for d in (self.disk, self.files):
             os.makedirs(d)
 
@@ -412,7 +411,7 @@ def coverage(recs):
     return c
 
 
-def replay_workload(ctx, w, cap, variants, negative=False):
+def replay_workload(ctx, w, cap, variants):
     """Check crash points of one recorded workload.  Returns a dict of
     figures and the list of losses (point, problems)."""
     recs = rp.read_log(w.log)
@@ -724,9 +723,10 @@ class PreloadFuse(fc.Fuse):
             time.sleep(0.1)
 
 
-def fuse_usable():
+def fuse_usable(ctx):
     return (os.geteuid() == 0 and os.path.exists("/dev/fuse")
-            and shutil.which("fusermount3") is not None)
+            and shutil.which("fusermount3") is not None
+            and os.path.exists(ctx.build.fusefs))
 
 
 def wl_fuse(ctx, w):
@@ -928,8 +928,7 @@ def main():
             return
         t2 = time.time()
         try:
-            fig, losses = replay_workload(ctx, w, cap, 0 if negative else variants,
-                                          negative)
+            fig, losses = replay_workload(ctx, w, cap, 0 if negative else variants)
         except rp.ModelError as e:
             R.fail(name + "/model", "the replay cannot follow the log: %s" % e)
             return
@@ -988,8 +987,8 @@ def main():
     for name, fn, drop, share in WORKLOADS:
         if only and name not in only:
             continue
-        if name == "fuse" and not fuse_usable():
-            R.ok(name, "SKIP needs root, /dev/fuse and fusermount3")
+        if name == "fuse" and not fuse_usable(ctx):
+            R.ok(name, "SKIP needs root, /dev/fuse, fusermount3 and fusefs built")
             continue
         run_workload(name, fn, drop, max(10, int(cap_total * share)), False)
     for name, fn, drop, note, must_say in NEGATIVE:

@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import stat
 import struct
 import sys
