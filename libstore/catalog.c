@@ -691,12 +691,44 @@ static int open_common(store *s, bool create) {
   return rc;
 }
 
+/* fsync a directory, so that the names in it are on disk.  A parent we
+ * may not read (mode --x) cannot be opened to sync: skipped. */
+static int sync_dir(const char *path, bool may_skip) {
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (may_skip && (errno == EACCES || errno == EPERM)) return STORE_OK;
+    return store__errno(errno, path);
+  }
+  int r = fsync(fd);
+  int e = errno;
+  close(fd);
+  return r == 0 ? STORE_OK : store__errno(e, path);
+}
+
+/* The names store_create made must be durable before it reports success:
+ * the store directory's own entry in its parent (when store_create made
+ * the directory), and catalog.db, catalog.lock and reserve, created after
+ * init_dir synced the store directory.  Without this a power loss after
+ * `storectl init` returned could take the whole store, admin key and
+ * everything committed since, with it: nothing ever synced the parent. */
+static int sync_created(const store *s, bool made_dir) {
+  int rc = sync_dir(s->dir, false);
+  if (rc || !made_dir) return rc;
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", s->dir);
+  char *slash = strrchr(parent, '/');
+  if (!slash) return STORE_OK;
+  if (slash == parent) slash[1] = 0; /* the store is /name */
+  else *slash = 0;
+  return sync_dir(parent, true);
+}
+
 int store_create(const char *dir, const store_config *cfg, store **out) {
   store__clear_err();
   *out = NULL;
   if (!dir || !*dir) return store__err(STORE_ERR_INVALID, "no directory");
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-    return store__errno(errno, dir);
+  bool made_dir = mkdir(dir, 0700) == 0;
+  if (!made_dir && errno != EEXIST) return store__errno(errno, dir);
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/catalog.db", dir);
   if (access(path, F_OK) == 0)
@@ -723,6 +755,7 @@ int store_create(const char *dir, const store_config *cfg, store **out) {
       close(fd);
   }
   if (!rc) rc = open_common(s, true);
+  if (!rc) rc = sync_created(s, made_dir);
   if (rc) {
     store_free(s);
     return rc;
