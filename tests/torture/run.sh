@@ -19,8 +19,8 @@
 # (defaults 12 and 60: the CI form; the long form is e.g.
 # `--rounds 100000 --seconds 900`).  Also from the environment:
 #   TORTURE_ROUNDS, TORTURE_SECONDS, TORTURE_SEED (repeat a run's choices),
-#   TORTURE_LOAD="2.5-5" (seconds of load per round), FAULT_KEEP=1 (keep
-#   the temp directory).
+#   TORTURE_LOAD="2.5-5" (seconds of load per round), TORTURE_TARGETS="s3d
+#   fusefs gc" (what may be killed), FAULT_KEEP=1 (keep the temp directory).
 #
 # Prints `ok NAME` / `FAIL NAME: reason`, the line
 # `torture: rounds R, kills K (s3d a, fusefs b, gc c), objects checked N, ...`
@@ -95,6 +95,7 @@ env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$T" LANG=C.UTF-8 \
     TMPDIR="$T" FAULT_PIDS="$T/pids" PYTHONDONTWRITEBYTECODE=1 \
     TORTURE_ROUNDS="${TORTURE_ROUNDS:-12}" TORTURE_SECONDS="${TORTURE_SECONDS:-60}" \
     TORTURE_SEED="${TORTURE_SEED:-}" TORTURE_LOAD="${TORTURE_LOAD:-}" \
+    TORTURE_TARGETS="${TORTURE_TARGETS:-}" \
     ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
     "$py" "$here/torture.py" "$build" "$T" >"$T/out" 2>&1 &
 pypid=$!

@@ -44,7 +44,8 @@ The state observed after a round is the next round's baseline.
 Environment (run.sh passes them on): TORTURE_SECONDS (60) and
 TORTURE_ROUNDS (12) bound the loop, whichever comes first; TORTURE_SEED
 repeats a run's random choices (timing still varies); TORTURE_LOAD
-("2.5-5") is the range of a round's load phase in seconds.
+("2.5-5") is the range of a round's load phase in seconds; TORTURE_TARGETS
+("s3d fusefs gc") what the killer may pick.
 
 Prints `ok NAME` / `FAIL NAME: reason`, a line
 `torture: rounds R, kills K (s3d a, fusefs b, gc c), objects checked N, losses L`
@@ -53,8 +54,10 @@ and ends with `N passed, N failed`.
 import collections
 import errno
 import hashlib
+import json
 import os
 import random
+import select
 import signal
 import sqlite3
 import subprocess
@@ -89,36 +92,159 @@ def show(state):
     return "%s..(%d B)" % (state[0][:8], state[1])
 
 
-def timed(fn, timeout, *a):
-    """fn(*a) in a helper thread: a hung FUSE request cannot hang us."""
-    box = {}
+def proc_threads(pid):
+    """The threads of a process that will not die, with the top of their
+    kernel stacks (where they are stuck)."""
+    out = []
+    try:
+        for t in sorted(os.listdir("/proc/%d/task" % pid)):
+            d = "/proc/%d/task/%s/" % (pid, t)
+            try:
+                with open(d + "stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                with open(d + "stack") as f:
+                    stack = [ln.split("]", 1)[-1].strip().split("+")[0]
+                             for ln in f.read().splitlines()[:4]]
+            except OSError:
+                continue
+            out.append("thread %s %s in %s" % (t, state, " < ".join(stack) or "user space"))
+    except OSError as e:
+        return "(%s)" % e
+    return "; ".join(out) or "(no threads)"
 
-    def run():
+
+# =================================================================== mount agents
+# Every operation on the mount runs in an agent: a child process that does
+# nothing else (one per writer, one for checking).  The driver itself never
+# holds a descriptor on the mount: a fork by any of its threads (starting
+# storectl, s3d, fusefs) would otherwise close the child's copies of the
+# writers' descriptors, and fusefs commits a file at every close (FLUSH) --
+# a half-written file would become visible because of the test, not of the
+# store.  An agent that hangs in a FUSE request is killed after AGENT_TIMEOUT.
+AGENT_TIMEOUT = 90
+
+
+def agent_main():
+    """`torture.py --agent`: one JSON request a line on stdin (followed by
+    `n` bytes of data), one JSON answer a line on stdout."""
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+    def en(e):
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+    while True:
+        line = inp.readline()
+        if not line:
+            return
+        q = json.loads(line)
+        data = inp.read(q["n"]) if q.get("n") else b""
+        op, a = q["op"], {"ok": True}
         try:
-            box["r"] = fn(*a)
-        except BaseException as e:  # noqa: BLE001
-            box["e"] = e
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        raise Fail("hung for more than %d s" % timeout)
-    if "e" in box:
-        raise box["e"]
-    return box.get("r")
+            if op == "write":  # create/O_TRUNC, write 1 MiB at a time, fsync, close
+                a.update(opened=False, off=0)
+                try:
+                    fd = os.open(q["path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                except OSError as e:
+                    a.update(ok=False, err="open: " + en(e))
+                else:
+                    a["opened"] = True
+                    mv = memoryview(data)
+                    try:
+                        while a["off"] < len(data):
+                            a["off"] += os.write(fd, mv[a["off"]:a["off"] + MiB])
+                        os.fsync(fd)
+                    except OSError as e:
+                        a.update(ok=False, err="write/fsync@%d: %s" % (a["off"], en(e)))
+                    try:
+                        os.close(fd)
+                    except OSError as e:
+                        if a["ok"]:
+                            a.update(ok=False, err="close: " + en(e))
+            elif op == "unlink":
+                os.unlink(q["path"])
+            elif op == "rename":
+                os.rename(q["src"], q["dst"])
+            elif op == "mkdir":
+                os.mkdir(q["path"])
+            elif op == "stat":
+                os.stat(q["path"])
+            elif op == "listdir":
+                a["names"] = sorted(os.listdir(q["path"]))
+            elif op == "read":
+                h, n = hashlib.md5(), 0
+                with open(q["path"], "rb", buffering=0) as f:
+                    while True:
+                        b = f.read(MiB)
+                        if not b:
+                            break
+                        h.update(b)
+                        n += len(b)
+                a.update(md5=h.hexdigest(), size=n)
+            else:
+                a.update(ok=False, err="bad op " + op)
+        except OSError as e:
+            a.update(ok=False, err="%s: %s" % (op, en(e)))
+        out.write((json.dumps(a) + "\n").encode())
+        out.flush()
 
 
-def read_file(path):
-    h = hashlib.md5()
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            b = f.read(MiB)
-            if not b:
-                break
-            h.update(b)
-            n += len(b)
-    return (h.hexdigest(), n)
+class Agent:
+    """The driver's side of one mount agent."""
+
+    def __init__(self, ctx, name):
+        self.ctx, self.name = ctx, name
+        self.p = None
+        self.buf = b""
+
+    def start(self):
+        log = open(os.path.join(self.ctx.T, "agent-%s.log" % self.name), "ab")
+        self.p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--agent"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                                  env=fc.tool_env(self.ctx.b.home), close_fds=True)
+        log.close()
+        register_pid(self.p.pid)
+        self.buf = b""
+
+    def kill(self):
+        if self.p is not None:
+            self.p.kill()
+            try:
+                self.p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            self.p = None
+
+    def call(self, q, data=b"", timeout=AGENT_TIMEOUT):
+        """Send one request; the answer dict (ok, err, ...).  A hang is
+        answered {"ok": False, "err": "hung ..."} and the agent killed."""
+        if self.p is None or self.p.poll() is not None:
+            self.start()
+        q = dict(q, n=len(data))
+        try:
+            self.p.stdin.write(json.dumps(q).encode() + b"\n")
+            if data:
+                self.p.stdin.write(data)
+            self.p.stdin.flush()
+        except OSError as e:
+            self.kill()
+            return {"ok": False, "err": "%s: agent gone (%s)" % (q["op"], e)}
+        fd = self.p.stdout.fileno()
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                self.kill()
+                return {"ok": False, "err": "%s: hung for more than %d s" % (q["op"], timeout),
+                        "hung": True}
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                b = os.read(fd, 65536)
+                if not b:
+                    self.kill()
+                    return {"ok": False, "err": "%s: agent died" % q["op"]}
+                self.buf += b
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
 
 
 # =================================================================== ledger
@@ -213,6 +339,7 @@ class Ctx:
         self.bad_etags = []
         self.creates = 0
         self.kill_t = None
+        self.hung_kills = []
         self.gc_proc = None
         self.gc_started = 0.0
         self.gc_avg = 0.05
@@ -222,6 +349,7 @@ class Ctx:
         # chunks are deduplicated, dropped to refs 0 and leased again
         # while GC runs (durability.md, "GC and writers").
         self.pool = [rng.randbytes(6 * MiB) for _ in range(6)]
+        self.agents = {}
         self.small_pool = [rng.randbytes(4 * KiB) for _ in range(8)]
 
     # ---------------------------------------------------------- daemons
@@ -242,6 +370,12 @@ class Ctx:
     def host(self):
         return self.s3.host
 
+    def agent(self, name):
+        with self.lock:
+            if name not in self.agents:
+                self.agents[name] = Agent(self, name)
+            return self.agents[name]
+
     def path(self, key):
         return os.path.join(self.mnt, B, key)
 
@@ -249,17 +383,39 @@ class Ctx:
         t = self.kill_t = time.time()
         old = self.s3
         old.proc.send_signal(signal.SIGKILL)
-        old.proc.wait()
+        try:
+            old.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise Fail("s3d still alive 30 s after SIGKILL: %s" % proc_threads(old.proc.pid))
         old.log.close()
         self.start_s3d()
         self.windows.append(("s3", t, time.time()))
         return old.proc.returncode == -signal.SIGKILL, time.time() - t
 
     def kill_fusefs(self):
+        """SIGKILL fusefs, lazy-unmount the dead mount, mount again.  A
+        fusefs that does not exit (a thread stuck in the kernel) is
+        recorded, and its FUSE connection is aborted (umount -f) so that the
+        run can go on."""
         t = self.kill_t = time.time()
         old = self.fs
         old.proc.send_signal(signal.SIGKILL)
-        old.proc.wait()
+        try:
+            old.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with self.lock:
+                self.hung_kills.append("pid %d still there 10 s after SIGKILL: %s" % (
+                    old.proc.pid, proc_threads(old.proc.pid)))
+            # MNT_FORCE makes the kernel abort the FUSE connection first
+            # (fuse_umount_begin): every request waiting on it fails, so
+            # the stuck thread can finish dying; the unmount itself may
+            # fail (busy), the lazy one below does it.
+            fc.sh(["umount", "-f", self.mnt], timeout=30)
+            try:
+                old.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                raise Fail("fusefs survives SIGKILL and umount -f: %s"
+                           % proc_threads(old.proc.pid))
         old.log.close()
         fc.sh(["fusermount3", "-u", "-z", self.mnt], timeout=30)
         self.start_fusefs()
@@ -380,69 +536,53 @@ class Ctx:
             self.L.upload(uid, key, "maybe")
         return False
 
-    def fs_write(self, key, content):
+    def fs_write(self, agent, key, content):
         """create/open O_TRUNC, write, fsync, close: acknowledged when all
         of them returned 0."""
-        path = self.path(key)
         t0 = time.time()
-        err = None
-        opened = False
         self.creates += 1
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            opened = True
-        except OSError as e:
-            err = "open: %s" % errno.errorcode.get(e.errno, e.errno)
-        if opened:
-            mv = memoryview(content)
-            off = 0
-            try:
-                while off < len(content):
-                    off += os.write(fd, mv[off:off + MiB])
-                os.fsync(fd)
-            except OSError as e:
-                err = "write/fsync@%d: %s" % (off, errno.errorcode.get(e.errno, e.errno))
-            try:
-                os.close(fd)
-            except OSError as e:
-                if not err:
-                    err = "close: %s" % errno.errorcode.get(e.errno, e.errno)
+        a = agent.call({"op": "write", "path": self.path(key)}, content)
         s = st(content)
-        if not err:
+        if a["ok"]:
             self.L.ack({key: s})
             return True
-        self.failed("fs", t0, "write %s (%d B): %s" % (key, len(content), err))
-        # the create (or O_TRUNC) may have been committed, the data only
-        # once the file was open
-        self.L.unacked("mount write %s" % key, [{key: EMPTY}, {key: s}] if opened
-                       else [{key: EMPTY}])
+        self.failed("fs", t0, "write %s (%d B): %s" % (key, len(content), a["err"]))
+        # The create (or O_TRUNC) may have been committed; the data only
+        # once the file was open; and a close after a failed write commits
+        # what was written before it (fusefs commits at every close), so
+        # any prefix written is a possible state too (never a mix).
+        worlds = [{key: EMPTY}]
+        if a.get("opened", True):
+            worlds.append({key: s})
+            done = a.get("off", len(content)) if not a.get("hung") else len(content)
+            worlds += [{key: st(content[:k])} for k in range(MiB, done, MiB)]
+            if done % MiB:
+                worlds.append({key: st(content[:done])})
+        self.L.unacked("mount write %s" % key, worlds)
         return False
 
-    def fs_unlink(self, key):
+    def fs_unlink(self, agent, key):
         t0 = time.time()
-        try:
-            os.unlink(self.path(key))
-        except OSError as e:
-            self.failed("fs", t0, "unlink %s: %s" % (key, errno.errorcode.get(e.errno, e.errno)))
-            self.L.unacked("mount unlink %s" % key, [{key: None}])
-            return False
-        self.L.ack({key: None})
-        return True
+        a = agent.call({"op": "unlink", "path": self.path(key)})
+        if a["ok"]:
+            self.L.ack({key: None})
+            return True
+        self.failed("fs", t0, "unlink %s: %s" % (key, a["err"]))
+        self.L.unacked("mount unlink %s" % key, [{key: None}])
+        return False
 
-    def fs_rename(self, src, dst, moves):
+    def fs_rename(self, agent, src, dst, moves):
         """rename(2) of a file or a directory; `moves` is {key: state} of
         the keys the rename leaves behind (the old names absent, the new
         ones holding the old content)."""
         t0 = time.time()
-        try:
-            os.rename(self.path(src), self.path(dst))
-        except OSError as e:
-            self.failed("fs", t0, "rename %s %s: %s" % (src, dst,
-                                                      errno.errorcode.get(e.errno, e.errno)))
-            self.L.unacked("mount rename %s -> %s" % (src, dst), [moves])
-            return False
-        self.L.ack(moves)
-        return True
+        a = agent.call({"op": "rename", "src": self.path(src), "dst": self.path(dst)})
+        if a["ok"]:
+            self.L.ack(moves)
+            return True
+        self.failed("fs", t0, "rename %s %s: %s" % (src, dst, a["err"]))
+        self.L.unacked("mount rename %s -> %s" % (src, dst), [moves])
+        return False
 
     def content(self, rng, size, pooled):
         if pooled:
@@ -456,6 +596,7 @@ class Worker(threading.Thread):
     def __init__(self, ctx, name, seed):
         super().__init__(daemon=True, name=name)
         self.ctx, self.L = ctx, ctx.L
+        self.agent = ctx.agent(name)
         self.rng = random.Random(seed)
         self.stop = threading.Event()
         self.ops = collections.Counter()
@@ -497,8 +638,8 @@ class S3Small(Worker):
         if r < 0.85:
             return "s3 delete", c.s3_delete(k)
         if r < 0.95:
-            return "mount unlink", c.fs_unlink(k)
-        return "mount write", c.fs_write(k, c.content(self.rng, self.rng.randrange(1, 4097), False))
+            return "mount unlink", c.fs_unlink(self.agent, k)
+        return "mount write", c.fs_write(self.agent, k, c.content(self.rng, self.rng.randrange(1, 4097), False))
 
 
 class S3Big(Worker):
@@ -515,14 +656,14 @@ class S3Big(Worker):
                                      5 * MiB))
                 return "s3 put big", c.s3_put(k, c.content(self.rng, n, self.rng.random() < 0.4))
             n = self.rng.randrange(MiB, 2 * MiB + 1)
-            return "mount write", c.fs_write(k, c.content(self.rng, n, self.rng.random() < 0.4))
+            return "mount write", c.fs_write(self.agent, k, c.content(self.rng, n, self.rng.random() < 0.4))
         present = self.L.present(self.KEYS)
         if not present:
             return None, False
         k = self.rng.choice(present)
         if r < 0.80:
             return "s3 delete", c.s3_delete(k)
-        return "mount unlink", c.fs_unlink(k)
+        return "mount unlink", c.fs_unlink(self.agent, k)
 
 
 class Mpu(Worker):
@@ -579,7 +720,7 @@ class Mount(Worker):
             k = self.free_key(self.FILES)
             if not k:
                 return None, False
-            return "mount write", c.fs_write(k, c.content(self.rng, self.size(),
+            return "mount write", c.fs_write(self.agent, k, c.content(self.rng, self.size(),
                                                           self.rng.random() < 0.3))
         if r < 0.72:
             present = self.L.present(self.FILES)
@@ -590,9 +731,9 @@ class Mount(Worker):
                 dst = self.free_key([k for k in self.FILES if k != src])
                 if not dst:
                     return None, False
-                return "mount rename", c.fs_rename(src, dst, {src: None, dst: self.L.get(src)})
+                return "mount rename", c.fs_rename(self.agent, src, dst, {src: None, dst: self.L.get(src)})
             if r < 0.66:
-                return "mount unlink", c.fs_unlink(src)
+                return "mount unlink", c.fs_unlink(self.agent, src)
             return "s3 delete", c.s3_delete(src)
         d = self.dir_state()
         if d is None:
@@ -603,11 +744,11 @@ class Mount(Worker):
             for k, v in self.L.under(d).items():
                 moves[k] = None
                 moves[other + k[len(d):]] = v
-            return "mount dir rename", c.fs_rename(d[:-1], other[:-1], moves)
+            return "mount dir rename", c.fs_rename(self.agent, d[:-1], other[:-1], moves)
         k = d + self.rng.choice(self.DIRFILES)
         if r < 0.95 or not self.L.get(k):
-            return "mount write", c.fs_write(k, c.content(self.rng, self.size(), False))
-        return "mount unlink", c.fs_unlink(k)
+            return "mount write", c.fs_write(self.agent, k, c.content(self.rng, self.size(), False))
+        return "mount unlink", c.fs_unlink(self.agent, k)
 
 
 class Mount2(Worker):
@@ -621,7 +762,7 @@ class Mount2(Worker):
                 return None, False
             if r < 0.55:
                 n = self.rng.randrange(64 * KiB, 2 * MiB)
-                return "mount write", c.fs_write(k, c.content(self.rng, n, self.rng.random() < 0.3))
+                return "mount write", c.fs_write(self.agent, k, c.content(self.rng, n, self.rng.random() < 0.3))
             return "s3 put", c.s3_put(k, c.content(self.rng, self.rng.randrange(0, 600 * KiB),
                                                    False))
         present = self.L.present(self.KEYS)
@@ -632,7 +773,7 @@ class Mount2(Worker):
             dst = self.free_key([k for k in self.KEYS if k != src])
             if not dst:
                 return None, False
-            return "mount rename", c.fs_rename(src, dst, {src: None, dst: self.L.get(src)})
+            return "mount rename", c.fs_rename(self.agent, src, dst, {src: None, dst: self.L.get(src)})
         return "s3 delete", c.s3_delete(src)
 
 
@@ -677,7 +818,7 @@ class Gc(threading.Thread):
 class Tally:
     """Checks accumulated over the rounds: each becomes one ok/FAIL line."""
     ORDER = ["setup", "kills_hit_every_target", "daemons_restart", "workers_stop",
-             "driver_no_exceptions", "acked_writes_read_back", "unacked_all_or_nothing",
+             "fusefs_exits_on_sigkill", "driver_no_exceptions", "acked_writes_read_back", "unacked_all_or_nothing",
              "no_unknown_objects", "reads_complete", "listing_matches_objects",
              "etags_are_md5", "mount_reads_match_s3", "mount_listing_matches_s3",
              "uploads_accounted", "gc_under_load_no_errors", "gc_idle_ok", "fsck_clean",
@@ -702,8 +843,9 @@ class Tally:
         for name in self.ORDER:
             f = self.fails.get(name)
             note = self.notes.get(name, "")
-            if not note and self.counts.get(name):
-                note = "%d checked" % self.counts[name]
+            if not note:
+                note = ("%d checked" % self.counts[name] if self.counts.get(name)
+                        else "nothing to check")
             R.check(name, not f, "%d: %s" % (len(f), " ; ".join(f[:4])) if f else "",
                     note=note)
 
@@ -791,6 +933,10 @@ class Torture:
         self.seed = int(seed) if seed else int.from_bytes(os.urandom(4), "big")
         lo, _, hi = (os.environ.get("TORTURE_LOAD") or "2.5-5").partition("-")
         self.load = (float(lo), float(hi or lo))
+        self.targets = [t for t in TARGETS if t in (
+            os.environ.get("TORTURE_TARGETS") or " ".join(TARGETS)).replace(",", " ").split()]
+        if not self.targets:
+            raise SystemExit("TORTURE_TARGETS: choose among %s" % " ".join(TARGETS))
         self.rng = random.Random(self.seed)
         self.ctx = Ctx(b, T, self.seed)
         self.tally = Tally()
@@ -813,12 +959,15 @@ class Torture:
         c.start_fusefs()
         # one directory marker per worker, made through the mount (so that
         # removing a directory's last entry never has to create one)
+        ag = c.agent("check")
         for d in TOPS + ("m/dA",):
-            os.mkdir(c.path(d))
+            a = ag.call({"op": "mkdir", "path": c.path(d)})
+            if not a["ok"]:
+                raise Fail("setup mkdir %s: %s" % (d, a["err"]))
             c.L.ack({d + "/": EMPTY})
         for x in Mount.DIRFILES:
             content = os.urandom(300)
-            if not c.fs_write("m/dA/" + x, content):
+            if not c.fs_write(ag, "m/dA/" + x, content):
                 raise Fail("setup write m/dA/%s failed" % x)
 
     # ------------------------------------------------------------ a round
@@ -855,37 +1004,44 @@ class Torture:
         gc.start()
         kt = threading.Thread(target=killer, daemon=True)
         kt.start()
-        time.sleep(load)
-        kt.join(60)
-        if kt.is_alive() or "err" in kinfo:
-            tal.fail("daemons_restart", n, "kill/restart of %s: %s" % (
-                target, kinfo.get("err", "did not finish in 60 s")))
-            raise Fail("cannot go on without %s" % target)
+        try:
+            time.sleep(load)
+            kt.join(150)
+            if kt.is_alive() or "err" in kinfo:
+                tal.fail("daemons_restart", n, "kill/restart of %s: %s" % (
+                    target, kinfo.get("err", "did not finish in 150 s")))
+                raise Fail("cannot go on without %s" % target)
+        finally:
+            # stop and join every writer: nothing may be in flight while
+            # checking (nor while shutting down after a failure)
+            for w in workers:
+                w.stop.set()
+            gc.stop.set()
+            t_stop = time.time()
+            hung = []
+            for w in workers + [gc]:
+                w.join(max(1, 120 - (time.time() - t_stop)))
+                if w.is_alive():
+                    hung.append(w.name)
+            if hung:
+                tal.fail("workers_stop", n, "still running 120 s after stop: %s" % hung)
+                # a request hung in fusefs: killing it ends every FUSE request
+                c.kill_fusefs()
+                for w in workers + [gc]:
+                    w.join(60)
+                if any(w.is_alive() for w in workers + [gc]):
+                    raise Fail("workers hung even after fusefs was killed")
+            with c.lock:
+                for h in c.hung_kills:
+                    tal.fail("fusefs_exits_on_sigkill", n, h)
+                c.hung_kills = []
         if kinfo.get("ok"):
             self.kills[target] += 1
         elif target != "gc":
             tal.fail("daemons_restart", n, "%s was not killed by SIGKILL" % target)
         tal.count("daemons_restart", 1 if target != "gc" else 0)
-
-        # stop and join every writer: nothing may be in flight while checking
-        for w in workers:
-            w.stop.set()
-        gc.stop.set()
-        t_stop = time.time()
-        hung = []
-        for w in workers + [gc]:
-            w.join(max(1, 120 - (time.time() - t_stop)))
-            if w.is_alive():
-                hung.append(w.name)
-        if hung:
-            tal.fail("workers_stop", n, "still running 120 s after stop: %s" % hung)
-            # a request hung in fusefs: killing it ends every FUSE request
-            c.kill_fusefs()
-            for w in workers + [gc]:
-                w.join(60)
-            if any(w.is_alive() for w in workers + [gc]):
-                raise Fail("workers hung even after fusefs was killed")
         tal.count("workers_stop")
+        tal.count("fusefs_exits_on_sigkill", 1 if target == "fusefs" else 0)
         for w in workers:
             for e in w.exc:
                 tal.fail("driver_no_exceptions", n, "%s: %s" % (w.name, " / ".join(e)))
@@ -1012,25 +1168,20 @@ class Torture:
         absent = sorted(k for k, v in observed.items() if v is None)
         files = [k for k in present if not k.endswith("/")]  # markers are directories
         sample = self.rng.sample(files, min(16, len(files)))
+        ag = c.agent("check")
         for k in sample:
-            try:
-                got = timed(read_file, 60, c.path(k))
-            except OSError as e:
-                got = "errno %s" % errno.errorcode.get(e.errno, e.errno)
-            except Fail as e:
-                got = str(e)
+            a = ag.call({"op": "read", "path": c.path(k)})
+            got = (a["md5"], a["size"]) if a["ok"] else a["err"]
             if got != observed[k]:
                 tal.fail("mount_reads_match_s3", n, "%s: S3 %s, mount %s" % (
                     k, show(observed[k]), show(got) if isinstance(got, tuple) else got))
         for k in self.rng.sample(absent, min(8, len(absent))):
-            try:
-                timed(os.stat, 30, c.path(k))
+            a = ag.call({"op": "stat", "path": c.path(k)})
+            if a["ok"]:
                 tal.fail("mount_reads_match_s3", n, "%s: absent over S3, exists on the mount"
                          % k)
-            except FileNotFoundError:
-                pass
-            except (OSError, Fail) as e:
-                tal.fail("mount_reads_match_s3", n, "stat %s: %s" % (k, e))
+            elif a["err"] != "stat: ENOENT":
+                tal.fail("mount_reads_match_s3", n, "stat %s: %s" % (k, a["err"]))
         tal.count("mount_reads_match_s3", len(sample) + min(8, len(absent)))
         self.mount_checked += len(sample)
         dirs = {"": set()}
@@ -1043,10 +1194,8 @@ class Torture:
             if parts[-1]:
                 dirs.setdefault("/".join(parts[:-1]), set()).add(parts[-1])
         for d, names in sorted(dirs.items()):
-            try:
-                got = set(timed(os.listdir, 30, os.path.join(c.mnt, B, d)))
-            except (OSError, Fail) as e:
-                got = "error %s" % e
+            a = ag.call({"op": "listdir", "path": os.path.join(c.mnt, B, d)})
+            got = set(a["names"]) if a["ok"] else a["err"]
             if got != names:
                 tal.fail("mount_listing_matches_s3", n, "%s/: mount %s, S3 %s" % (
                     d, sorted(got) if isinstance(got, set) else got, sorted(names)))
@@ -1114,6 +1263,8 @@ class Torture:
     # ------------------------------------------------------------ end
     def shutdown(self):
         c, tal = self.ctx, self.tally
+        for ag in c.agents.values():
+            ag.kill()
         rc_fs = c.fs.stop()
         rc_s3 = c.s3.stop()
         if rc_fs != 0 or rc_s3 != 0:
@@ -1152,7 +1303,7 @@ class Torture:
                 if n and el + longest > self.seconds:
                     break
                 if not order:
-                    order = list(TARGETS)
+                    order = list(self.targets)
                     self.rng.shuffle(order)
                 n += 1
                 tr = time.time()
@@ -1168,8 +1319,8 @@ class Torture:
         except Exception as e:  # noqa: BLE001
             tal.fail("shutdown_clean", "end", "%s: %s" % (type(e).__name__, e))
         k = self.kills
-        if self.rounds >= len(TARGETS):
-            missing = [t for t in TARGETS if not k[t]]
+        if self.rounds >= len(self.targets):
+            missing = [t for t in self.targets if not k[t]]
             if missing:
                 tal.fail("kills_hit_every_target", "end", "never killed: %s" % missing)
         else:
@@ -1193,6 +1344,9 @@ class Torture:
 
 
 def main():
+    if sys.argv[1:] == ["--agent"]:
+        agent_main()
+        return
     build, T = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     b = Build(build, T)
     fc.scrub_environment(b.home)
