@@ -151,7 +151,8 @@ static const char *const stmt_sql[ST__COUNT] = {
         "SELECT off, len, chunk, chunk_off FROM extent"
         " WHERE cid = ?1 AND off + len > ?2 AND off < ?3 ORDER BY off",
     [ST_CHUNK_INLINE] = "SELECT data, size FROM chunk WHERE hash = ?1",
-    [ST_CHUNK_REF] = "UPDATE chunk SET refs = refs + ?2 WHERE hash = ?1",
+    [ST_CHUNK_REF] =
+        "UPDATE chunk SET refs = refs + ?2 WHERE hash = ?1 RETURNING refs",
     [ST_CHUNK_ADD] =
         "INSERT INTO chunk(hash, size, refs, data) VALUES(?1, ?2, ?3, ?4)",
     [ST_CHUNK_UNREF] = "SELECT refs FROM chunk WHERE hash = ?1",

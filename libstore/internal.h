@@ -199,7 +199,8 @@ void store__buf_put(store *s, void *buf);
 int store__change(conn *c, int kind, const char *bucket, const char *key);
 
 /* Chunk reference counting, inside a transaction. */
-int store__chunk_ref(conn *c, const uint8_t id[HASH_LEN], int64_t delta);
+int store__chunk_ref(store *s, conn *c, const uint8_t id[HASH_LEN],
+                     int64_t delta);
 
 /* Extents: the ordered list of (off, len, chunk, chunk_off) of a content
  * id.  cid is object.id for objects and -part.id for upload parts. */
@@ -211,8 +212,8 @@ typedef struct extent {
 
 /* Copy the extents of cid overlapping [off, off+len) into a new content
  * (dst_cid), shifted so that `off` lands at dst_off; references counted. */
-int store__extents_copy(conn *c, int64_t src_cid, uint64_t off, uint64_t len,
-                        int64_t dst_cid, uint64_t dst_off);
+int store__extents_copy(store *s, conn *c, int64_t src_cid, uint64_t off,
+                        uint64_t len, int64_t dst_cid, uint64_t dst_off);
 /* Delete every extent of cid, dropping references. */
 int store__extents_drop(conn *c, int64_t cid);
 

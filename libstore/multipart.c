@@ -477,7 +477,7 @@ static int part_copy_fn(store *s, conn *c, void *arg) {
   sqlite3_finalize(st);
   if (rc) return rc;
   int64_t pid = sqlite3_last_insert_rowid(c->db);
-  return store__extents_copy(c, a->src_oid, a->off, a->len, -pid, 0);
+  return store__extents_copy(s, c, a->src_oid, a->off, a->len, -pid, 0);
 }
 
 int store_part_copy(store *s, const char *bucket, const char *key,

@@ -108,8 +108,8 @@ int store_delete(store *s, const char *bucket, const char *key) {
 /* ------------------------------------------------------------------ */
 /* Extent copies                                                       */
 /* ------------------------------------------------------------------ */
-int store__extents_copy(conn *c, int64_t src_cid, uint64_t off, uint64_t len,
-                        int64_t dst_cid, uint64_t dst_off) {
+int store__extents_copy(store *s, conn *c, int64_t src_cid, uint64_t off,
+                        uint64_t len, int64_t dst_cid, uint64_t dst_off) {
   if (len == 0) return STORE_OK;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(c->db,
@@ -145,7 +145,7 @@ int store__extents_copy(conn *c, int64_t src_cid, uint64_t off, uint64_t len,
     uint64_t a = eo < off ? off : eo;
     uint64_t b = eo + el > off + len ? off + len : eo + el;
     if (!hole) {
-      rc = store__chunk_ref(c, id, 1);
+      rc = store__chunk_ref(s, c, id, 1);
       if (rc) break;
     }
     sqlite3_reset(ins);
@@ -251,7 +251,7 @@ static int copy_fn(store *s, conn *c, void *arg) {
                                 src.checksum_algo, src.checksum,
                                 src.checksum_composite, p ? p->owner : NULL,
                                 mode, &nid);
-    if (!rc) rc = store__extents_copy(c, soid, 0, src.size, nid, 0);
+    if (!rc) rc = store__extents_copy(s, c, soid, 0, src.size, nid, 0);
     if (!rc && src.parts) {
       char sql[256];
       snprintf(sql, sizeof sql,

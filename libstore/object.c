@@ -864,22 +864,63 @@ void store_writer_abort(store_writer *w) { writer_free(w, true); }
 /* ------------------------------------------------------------------ */
 /* Commit                                                              */
 /* ------------------------------------------------------------------ */
-int store__chunk_ref(conn *c, const uint8_t id[HASH_LEN], int64_t delta) {
+/* Add `delta` to a chunk's reference count.  STORE_ERR_NO_KEY (without a
+ * message) when it has no row.  *revived (may be NULL) is set when the row
+ * was at refs 0 and names a file: GC unlinks the files of a batch inside
+ * its transaction, so a GC killed before its COMMIT leaves rows at refs 0
+ * whose file is gone, and whoever takes such a row back into use must
+ * make sure the file is there. */
+static int chunk_bump(conn *c, const uint8_t id[HASH_LEN], int64_t delta,
+                      bool *revived) {
   sqlite3_stmt *st = store__stmt(c, ST_CHUNK_REF);
   if (!st) return STORE_ERR_IO;
   sqlite3_bind_blob(st, 1, id, HASH_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, delta);
-  int rc = store__step_done(c, st, "chunk ref");
+  bool found = false;
+  int64_t refs = 0;
+  int src = sqlite3_step(st);
+  if (src == SQLITE_ROW) {
+    found = true;
+    refs = sqlite3_column_int64(st, 0);
+    src = sqlite3_step(st);
+  }
+  int rc = src == SQLITE_DONE ? STORE_OK
+                              : store__sqlerr(c->db, src, "chunk ref");
   sqlite3_reset(st);
   if (rc) return rc;
-  if (sqlite3_changes(c->db) != 1) {
-    char hex[HEX_LEN + 1];
-    store_hex(id, HASH_LEN, hex);
-    return store__err(STORE_ERR_NO_KEY,
-                      "chunk %s is no longer in the store (object replaced"
-                      " and collected meanwhile)", hex);
-  }
-  return STORE_OK;
+  if (!found) return STORE_ERR_NO_KEY;
+  if (!revived) return STORE_OK;
+  *revived = false;
+  if (delta <= 0 || refs != delta) return STORE_OK;
+  /* Was at refs 0: a file or an inline chunk?  (Not asked in RETURNING:
+   * SQLite 3.40 answers "data IS NULL" there wrongly, 0 for a NULL.) */
+  st = store__stmt(c, ST_CHUNK_INLINE);
+  if (!st) return STORE_ERR_IO;
+  sqlite3_bind_blob(st, 1, id, HASH_LEN, SQLITE_STATIC);
+  src = sqlite3_step(st);
+  if (src == SQLITE_ROW) *revived = sqlite3_column_type(st, 0) == SQLITE_NULL;
+  else rc = store__sqlerr(c->db, src, "chunk ref");
+  sqlite3_reset(st);
+  return rc;
+}
+
+static int chunk_gone(const uint8_t id[HASH_LEN]) {
+  char hex[HEX_LEN + 1];
+  store_hex(id, HASH_LEN, hex);
+  return store__err(STORE_ERR_NO_KEY,
+                    "chunk %s is no longer in the store (object replaced"
+                    " and collected meanwhile)", hex);
+}
+
+int store__chunk_ref(store *s, conn *c, const uint8_t id[HASH_LEN],
+                     int64_t delta) {
+  bool revived = false;
+  int rc = chunk_bump(c, id, delta, &revived);
+  /* A row at refs 0 whose file a killed GC removed: referencing it would
+   * make an object of a chunk that is not there. */
+  if (!rc && revived && s->be->ensure(s, id, NULL) != STORE_OK)
+    rc = STORE_ERR_NO_KEY;
+  return rc == STORE_ERR_NO_KEY ? chunk_gone(id) : rc;
 }
 
 static int insert_extent(conn *c, int64_t cid, uint64_t off, uint64_t len,
@@ -899,21 +940,20 @@ static int insert_extent(conn *c, int64_t cid, uint64_t off, uint64_t len,
 
 /* Reference a chunk this writer produced: create its row if needed. */
 static int ref_fresh(store *s, conn *c, const fresh_chunk *f) {
-  sqlite3_stmt *st = store__stmt(c, ST_CHUNK_REF);
-  if (!st) return STORE_ERR_IO;
-  sqlite3_bind_blob(st, 1, f->id, HASH_LEN, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, 1);
-  int rc = store__step_done(c, st, "chunk ref");
-  sqlite3_reset(st);
-  if (rc) return rc;
-  if (sqlite3_changes(c->db) == 1) return STORE_OK;
+  bool revived = false;
+  int rc = chunk_bump(c, f->id, 1, &revived);
+  /* A row at refs 0 may have lost its file to a GC killed mid-batch (see
+   * chunk_bump): the lease puts it back. */
+  if (!rc) return revived && !f->data ? s->be->ensure(s, f->id, f->lease)
+                                      : STORE_OK;
+  if (rc != STORE_ERR_NO_KEY) return rc;
   /* No row: make sure the bytes are in place (GC may have removed the
    * public name of an unreferenced file: the lease restores it). */
   if (!f->data) {
     rc = s->be->ensure(s, f->id, f->lease);
     if (rc) return rc;
   }
-  st = store__stmt(c, ST_CHUNK_ADD);
+  sqlite3_stmt *st = store__stmt(c, ST_CHUNK_ADD);
   if (!st) return STORE_ERR_IO;
   sqlite3_bind_blob(st, 1, f->id, HASH_LEN, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, (int64_t)f->size);
@@ -935,7 +975,7 @@ static int writer_store_extents(store *s, conn *c, store_writer *w,
       rc = insert_extent(c, cid, e->off, e->len, NULL, 0);
     } else {
       rc = e->fresh ? ref_fresh(s, c, &w->fresh[e->fresh - 1])
-                    : store__chunk_ref(c, e->id, 1);
+                    : store__chunk_ref(s, c, e->id, 1);
       if (!rc) rc = insert_extent(c, cid, e->off, e->len, e->id, e->coff);
     }
     if (rc) return rc;
@@ -967,7 +1007,7 @@ int store__extents_drop(conn *c, int64_t cid) {
   if (!rc && src != SQLITE_DONE) rc = store__sqlerr(c->db, src, "extents");
   sqlite3_reset(st);
   for (size_t i = 0; !rc && i < n; i++) {
-    rc = store__chunk_ref(c, ids[i], -1);
+    rc = chunk_bump(c, ids[i], -1, NULL);
     if (rc == STORE_ERR_NO_KEY) rc = STORE_OK; /* already gone: nothing to drop */
   }
   free(ids);

@@ -521,6 +521,62 @@ def q_path(key):
     return urllib.parse.quote(key, safe="/-_.~")
 
 
+def _xml_children(body):
+    """The root of an S3 XML answer with namespaces stripped from tags."""
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(body)
+    for el in root.iter():
+        if "}" in el.tag:
+            el.tag = el.tag.split("}", 1)[1]
+    return root
+
+
+def list_objects(host, bucket, prefix="", **kw):
+    """Every object of a bucket (ListObjectsV2, all pages), raw HTTP:
+    {key: (ETag without quotes, size)}.  Raises Fail on an error answer
+    or a cut body."""
+    out = {}
+    token = None
+    for _ in range(10000):
+        q = [("list-type", "2"), ("max-keys", "1000")]
+        if prefix:
+            q.append(("prefix", prefix))
+        if token:
+            q.append(("continuation-token", token))
+        r = request(host, "GET", "/" + bucket, query=q, **kw)
+        if r.status != 200 or not r.complete:
+            raise Fail("ListObjectsV2 %s: %r" % (bucket, r))
+        root = _xml_children(r.body)
+        for c in root.findall("Contents"):
+            out[c.findtext("Key")] = (c.findtext("ETag", "").replace('"', ""),
+                                      int(c.findtext("Size", "-1")))
+        token = root.findtext("NextContinuationToken")
+        if root.findtext("IsTruncated") != "true" or not token:
+            break
+    return out
+
+
+def list_uploads(host, bucket, **kw):
+    """Multipart uploads in progress (ListMultipartUploads, all pages), raw
+    HTTP: [(key, upload id)].  Raises Fail on an error answer."""
+    out = []
+    km = um = None
+    for _ in range(10000):
+        q = [("uploads", None)]
+        if km is not None:
+            q += [("key-marker", km), ("upload-id-marker", um or "")]
+        r = request(host, "GET", "/" + bucket, query=q, **kw)
+        if r.status != 200 or not r.complete:
+            raise Fail("ListMultipartUploads %s: %r" % (bucket, r))
+        root = _xml_children(r.body)
+        for u in root.findall("Upload"):
+            out.append((u.findtext("Key"), u.findtext("UploadId")))
+        if root.findtext("IsTruncated") != "true":
+            break
+        km, um = root.findtext("NextKeyMarker"), root.findtext("NextUploadIdMarker")
+    return out
+
+
 def boto3_client(endpoint, access=ACCESS, secret=SECRET):
     import boto3
     from botocore.config import Config
