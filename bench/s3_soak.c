@@ -82,6 +82,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -655,6 +656,9 @@ static void account(stats *st, int op, int outcome, uint64_t bytes, double t0) {
 /* ------------------------------------------------------------------ */
 typedef struct hconn {
   int fd;
+  double last;   /* when the last response ended: s3d closes idle
+                    connections (--timeout), so a long-idle one is
+                    replaced before use */
   char hdr[HDR_CAP];
   size_t have;   /* bytes in hdr after the header (start of the body) */
   size_t hstart; /* where those bytes start in hdr */
@@ -719,6 +723,7 @@ typedef struct hbody {
 static int hc_send(hconn *c, uint8_t *iobuf, const char *method, const char *path,
                    const char *query, const s3sign_hdr *sh, int nsh,
                    const char *extra, const hbody *body) {
+  if (c->fd >= 0 && now() - c->last > 20) hc_close(c);
   if (c->fd < 0) {
     c->fd = connect_s3();
     if (c->fd < 0) return errno ? errno : ECONNREFUSED;
@@ -786,6 +791,7 @@ static int hc_head(hconn *c, hresp *r, bool is_head) {
   c->have = got - hlen;
   end[2] = 0;
   if (strncmp(c->hdr, "HTTP/1.", 7)) return EPROTO;
+  c->last = now();
   r->status = (int)strtol(c->hdr + 9, NULL, 10);
   for (char *l = strstr(c->hdr, "\r\n"); l && l[2]; l = strstr(l + 2, "\r\n")) {
     char *h = l + 2;
@@ -1870,6 +1876,17 @@ static int fs_read(worker *w, int ki, int door, int *out_what, uint64_t *out_gen
   close(fd);
   double r1 = now();
   pthread_rwlock_unlock(&keys[ki].mlk);
+  if (e == ENOENT) {
+    /* read() of an open file: the file stays readable whatever happens
+     * to its name.  ENOENT is the kernel refreshing the size from the
+     * key's current state (deleted) while the handle reads the version it
+     * opened: the torn-read signature. */
+    fault(door, k->cls, F_MOUNT_TORN, "mount read %s: read() of the open file"
+          " failed with ENOENT after %" PRIu64 " bytes of generation %" PRIu64,
+          k->name, got, v.gen);
+    account(&w->st, op, 2, got, t0);
+    return -1;
+  }
   if (e) {
     fs_fail(w, ki, "read", e);
     account(&w->st, op, 2, got, t0);
@@ -2177,8 +2194,50 @@ static void *sampler(void *arg) {
 static struct {
   int runs, failed;
   double max_s, total_s;
-  char last_out[400];
 } gcst;
+
+/* The gc command runs in a helper process forked at start, before any
+ * file on the mount is open: a fork (and the exec after it) while a mount
+ * worker holds a file open for writing would close the child's copy of the
+ * descriptor, and a close on the mount commits the file as written so far
+ * (docs/fusefs.md) -- a partial file visible over S3, made by this
+ * program, not by the system under test. */
+static int gc_req = -1, gc_resp = -1;
+static pid_t gc_pid;
+
+static void gc_helper_start(void) {
+  int req[2], resp[2];
+  if (pipe2(req, O_CLOEXEC) || pipe2(resp, O_CLOEXEC)) die("pipe: %s", strerror(errno));
+  gc_pid = fork();
+  if (gc_pid < 0) die("fork: %s", strerror(errno));
+  if (gc_pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(req[1]);
+    close(resp[0]);
+    char ch;
+    while (read(req[0], &ch, 1) == 1) {
+      int st = -1;
+      pid_t p = fork();
+      if (p == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+          dup2(fd, 1);
+          close(fd);
+        }
+        execl("/bin/sh", "sh", "-c", opt.gc_cmd, (char *)NULL);
+        _exit(127);
+      }
+      if (p > 0) waitpid(p, &st, 0);
+      if (write(resp[1], &st, sizeof st) != sizeof st) _exit(1);
+    }
+    _exit(0);
+  }
+  close(req[0]);
+  close(resp[1]);
+  gc_req = req[1];
+  gc_resp = resp[0];
+}
+
 static void *gc_thread(void *arg) {
   (void)arg;
   double next = now() + opt.gc_every;
@@ -2187,17 +2246,8 @@ static void *gc_thread(void *arg) {
     if (now() < next || now() >= t_end_load) continue;
     double t0 = now();
     int st = -1;
-    pid_t p = fork();
-    if (p == 0) {
-      int fd = open("/dev/null", O_WRONLY);
-      if (fd >= 0) {
-        dup2(fd, 1);
-        close(fd);
-      }
-      execl("/bin/sh", "sh", "-c", opt.gc_cmd, (char *)NULL);
-      _exit(127);
-    }
-    if (p > 0) waitpid(p, &st, 0);
+    char ch = 'g';
+    if (write(gc_req, &ch, 1) != 1 || read(gc_resp, &st, sizeof st) != sizeof st) st = -1;
     double d = now() - t0;
     gcst.runs++;
     gcst.total_s += d;
@@ -2683,6 +2733,7 @@ int main(int argc, char **argv) {
   snprintf(p, sizeof p, "%s/%s", opt.mount, opt.bucket);
   struct stat sb;
   if (stat(p, &sb) || !S_ISDIR(sb.st_mode)) die("%s: not a directory (bucket not on the mount)", p);
+  if (opt.gc_cmd) gc_helper_start();
   /* The directories, through the mount (markers: S3 deletes never make
    * them vanish under a mount create). */
   for (int i = 0; i < ndirs; i++) {

@@ -108,7 +108,8 @@ def probe_read_size(s3, mnt):
     """Known bug: a mount read sees the size of one version and the bytes
     of another.  stat (the kernel caches v1's size), PUT v2 (3 MiB), open
     (the handle reads v2), PUT v3 (2 MiB), read to EOF: the bytes read
-    must be one whole version."""
+    must be one whole version.  And: open, read 1 MiB, DELETE over S3,
+    read on: the open file must stay readable to its end."""
     bad = []
     mib = 1024 * 1024
     d = os.path.join(mnt, PROBES, "size")
@@ -127,6 +128,22 @@ def probe_read_size(s3, mnt):
             kinds = sorted(set(got))
             bad.append("stat, PUT 3 MiB, open, PUT 2 MiB, read: %d bytes of version(s)"
                        " %s" % (len(got), "/".join(chr(c) for c in kinds)))
+    # An open file stays readable when its key is deleted meanwhile.
+    key = "size/deleted"
+    p = os.path.join(mnt, PROBES, key)
+    F.want(F.put(s3.host, PROBES, key, b"4" * (3 * mib)), 200, what="PUT")
+    with open(p, "rb") as f:
+        got = f.read(mib)
+        F.want(F.request(s3.host, "DELETE", "/%s/%s" % (PROBES, key)), 204, what="DELETE")
+        time.sleep(1.3)  # past the attribute timeout
+        try:
+            got += f.read()
+        except OSError as e:
+            bad.append("open, read 1 MiB, S3 DELETE, read on: %s" % e)
+        else:
+            if got != b"4" * (3 * mib):
+                bad.append("open, read 1 MiB, S3 DELETE, read on: %d bytes, want the"
+                           " 3 MiB opened" % len(got))
     return bad
 
 
