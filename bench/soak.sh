@@ -65,8 +65,10 @@ echo "soak.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average" \
 # The long form's memory bounds (bench/soak_README.md, "Memory").
 export SOAK_RSS_GROWTH_S3D=${SOAK_RSS_GROWTH_S3D:-192}
 export SOAK_RSS_GROWTH_FUSEFS=${SOAK_RSS_GROWTH_FUSEFS:-128}
-export SOAK_RSS_PEAK_S3D=${SOAK_RSS_PEAK_S3D:-768}
-export SOAK_RSS_PEAK_FUSEFS=${SOAK_RSS_PEAK_FUSEFS:-512}
+export SOAK_RSS_PEAK_S3D=${SOAK_RSS_PEAK_S3D:-384}
+export SOAK_RSS_PEAK_FUSEFS=${SOAK_RSS_PEAK_FUSEFS:-256}
+export SOAK_RSS_LATE_S3D=${SOAK_RSS_LATE_S3D:-48}
+export SOAK_RSS_LATE_FUSEFS=${SOAK_RSS_LATE_FUSEFS:-16}
 
 # The checks of the open fusefs bugs, as in tests/soak/meson.build.
 export SOAK_KNOWN=${SOAK_KNOWN-mount_edit_applies_to_version_opened,mount_read_sees_one_version}
