@@ -968,9 +968,10 @@ typedef struct vstate {
  *    version (F_EDIT_BASE, the "edit applies to the version current at the
  *    first write" bug), whichever door reads it;
  *  - read through the mount: zeros past the generation's end (the
- *    kernel's size of another version), or from `at` on the bytes of
- *    another generation of the same key (the handle moved to another
- *    version mid-read): F_MOUNT_TORN, the mount's torn-read bug;
+ *    kernel's size of another version), or at `at` the bytes of another
+ *    generation of the same key (pages another handle of the file cached
+ *    from the version it opened): F_MOUNT_TORN, the mount's torn-read
+ *    bug;
  *  - anything else: F_TORN. */
 static int classify_tear(const vstate *v, uint64_t at, const uint8_t *piece,
                          uint64_t poff, size_t npiece) {
@@ -978,15 +979,19 @@ static int classify_tear(const vstate *v, uint64_t at, const uint8_t *piece,
   size_t ntail = npiece - (size_t)(at - poff);
   geninfo *gi = ginfo(v->gen);
   bool mount_gen = gi && (gi->origin == 2 || gi->origin == 3);
-  /* Whose bytes follow: the stamp of at's block, else of the next. */
+  /* Whose bytes follow: the stamp of at's block (else of the next one)
+   * names another generation of the same key, and the bytes from `at` to
+   * the end of that block are that generation's. */
   uint64_t other = 0;
   for (uint64_t b = at / BLK * BLK; b <= at + BLK; b += BLK) {
     uint64_t g, size;
     uint32_t blk;
     if (b < poff || b + STAMP > poff + npiece) continue;
+    size_t upto = (size_t)(b + BLK - at);
+    if (upto > ntail) upto = ntail;
     if (parse_stamp(piece + (b - poff), &g, &size, &blk) && blk == b / BLK &&
         g != v->gen && ginfo(g) && ginfo(g)->key == (uint32_t)v->ki &&
-        gen_cmp(g, size, at, tail, ntail) < 0)
+        gen_cmp(g, size, at, tail, upto) < 0)
       other = g;
     break;
   }
@@ -2482,7 +2487,7 @@ static void summarize(worker *ws, int nw, opsum *out) {
       s->expected += st->expected[op];
       s->bad += st->bad[op];
       s->bytes += st->bytes[op];
-      memcpy(v + k, st->l[op].v, st->l[op].n * sizeof *v);
+      if (st->l[op].n) memcpy(v + k, st->l[op].v, st->l[op].n * sizeof *v);
       k += st->l[op].n;
     }
     qsort(v, n, sizeof *v, u32cmp);
