@@ -1386,6 +1386,20 @@ static void s3_mpu(worker *w, int ki) {
   free(body);
 }
 
+/* "bytes X-Y/T" (Content-Range of a 206). */
+static bool parse_crange(const char *s, uint64_t *x, uint64_t *y, uint64_t *t) {
+  char *e;
+  if (strncmp(s, "bytes ", 6)) return false;
+  s += 6;
+  if (*s < '0' || *s > '9') return false;
+  *x = strtoull(s, &e, 10);
+  if (*e != '-' || e[1] < '0' || e[1] > '9') return false;
+  *y = strtoull(e + 1, &e, 10);
+  if (*e != '/' || e[1] < '0' || e[1] > '9') return false;
+  *t = strtoull(e + 1, &e, 10);
+  return *e == 0 && *x <= *y;
+}
+
 /* GET (whole, or a range [a, a + len)).  In the verification pass, *out
  * receives what was found (V_GEN with gen, V_ABSENT, V_EMPTY), -1 on a
  * fault. */
@@ -1479,8 +1493,7 @@ static int s3_get(worker *w, int ki, bool range, int door, int *out_what,
   uint64_t total = (uint64_t)r.clen, start = 0;
   if (r.status == 206) {
     uint64_t x, y, t;
-    if (sscanf(r.crange, "bytes %" SCNu64 "-%" SCNu64 "/%" SCNu64, &x, &y, &t) != 3 ||
-        x != a || y - x + 1 != (uint64_t)r.clen || y >= t ||
+    if (!parse_crange(r.crange, &x, &y, &t) || x != a || y - x + 1 != (uint64_t)r.clen || y >= t ||
         (y != a + want_len - 1 && y != t - 1)) {
       fault(door, k->cls, F_SIZE, "GET %s bytes=%" PRIu64 "-%" PRIu64 ": 206 with"
             " Content-Range '%s', Content-Length %" PRId64, k->name, a,
@@ -2756,10 +2769,11 @@ int main(int argc, char **argv) {
   }
   /* Start from an empty bucket: the histories begin with "absent". */
   if (empty_bucket(&ws[nw])) die("could not empty bucket %s over S3", opt.bucket);
+  char gcs[64] = "";
+  if (opt.gc_cmd) snprintf(gcs, sizeof gcs, ", gc every %.0f s", opt.gc_every);
   printf("s3_soak: %s, bucket %s, mount %s: %.0f s, %d S3 connections, %d mount"
-         " workers, %d keys, objects up to %d MiB%s%s\n", s3_host, opt.bucket, opt.mount,
-         opt.seconds, opt.conns, opt.mworkers, nkeys, opt.large_max_mib,
-         opt.gc_cmd ? ", gc every " : "", opt.gc_cmd ? "N s" : "");
+         " workers, %d keys, objects up to %d MiB%s\n", s3_host, opt.bucket, opt.mount,
+         opt.seconds, opt.conns, opt.mworkers, nkeys, opt.large_max_mib, gcs);
   mem_sample("start");
   pthread_t smp, gct;
   pthread_create(&smp, NULL, sampler, NULL);
