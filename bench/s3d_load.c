@@ -37,7 +37,6 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nettle/hmac.h>
 #include <nettle/md5.h>
 #include <nettle/sha2.h>
 #include <pthread.h>
@@ -59,6 +58,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "s3sign.h"
 
 #define MIB (1024u * 1024u)
 #define GEN_MIB 64u     /* size of the pre-filled random buffer */
@@ -314,77 +315,15 @@ static void set_nonblock(int fd) {
 }
 
 /* ------------------------------------------------------------------ */
-/* SigV4 (header auth, UNSIGNED-PAYLOAD)                               */
+/* SigV4 (header auth, UNSIGNED-PAYLOAD): bench/s3sign.c               */
 /* ------------------------------------------------------------------ */
-static void hexs(const uint8_t *d, size_t n, char *out) {
-  static const char hx[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    out[2 * i] = hx[d[i] >> 4];
-    out[2 * i + 1] = hx[d[i] & 15];
-  }
-  out[2 * n] = 0;
-}
-
-static void hmac256(const uint8_t *k, size_t kl, const void *m, size_t ml,
-                    uint8_t out[32]) {
-  struct hmac_sha256_ctx c;
-  hmac_sha256_set_key(&c, kl, k);
-  hmac_sha256_update(&c, ml, m);
-  hmac_sha256_digest(&c, 32, out);
-}
-
-/* Per thread: the signing key of the current day, the date string of the
- * current second. */
-static __thread struct {
-  char day[9];
-  uint8_t key[32];
-  time_t sec;
-  char amz[17];
-} sig_cache;
+#define hexs s3sign_hex
 
 /* Append the Host, x-amz-* and Authorization lines for METHOD PATH. */
 static int sign_lines(char *out, size_t cap, const char *method,
                       const char *path, const char *host) {
-  time_t t = time(NULL);
-  if (t != sig_cache.sec) {
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(sig_cache.amz, sizeof sig_cache.amz, "%Y%m%dT%H%M%SZ", &tm);
-    sig_cache.sec = t;
-    if (memcmp(sig_cache.day, sig_cache.amz, 8)) {
-      uint8_t k[32], k2[32];
-      char ks[160];
-      int kl = snprintf(ks, sizeof ks, "AWS4%s", opt.sk);
-      memcpy(sig_cache.day, sig_cache.amz, 8);
-      sig_cache.day[8] = 0;
-      hmac256((const uint8_t *)ks, (size_t)kl, sig_cache.day, 8, k);
-      hmac256(k, 32, opt.region, strlen(opt.region), k2);
-      hmac256(k2, 32, "s3", 2, k);
-      hmac256(k, 32, "aws4_request", 12, sig_cache.key);
-    }
-  }
-  char canon[1024], sts[256], h[65], sig[65];
-  uint8_t d[32];
-  int cl = snprintf(canon, sizeof canon,
-                    "%s\n%s\n\nhost:%s\nx-amz-content-sha256:UNSIGNED-PAYLOAD\n"
-                    "x-amz-date:%s\n\nhost;x-amz-content-sha256;x-amz-date\n"
-                    "UNSIGNED-PAYLOAD", method, path, host, sig_cache.amz);
-  struct sha256_ctx sc;
-  sha256_init(&sc);
-  sha256_update(&sc, (size_t)cl, (const uint8_t *)canon);
-  sha256_digest(&sc, 32, d);
-  hexs(d, 32, h);
-  int sl = snprintf(sts, sizeof sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s",
-                    sig_cache.amz, sig_cache.day, opt.region, h);
-  hmac256(sig_cache.key, 32, sts, (size_t)sl, d);
-  hexs(d, 32, sig);
-  return snprintf(out, cap,
-                  "Host: %s\r\nx-amz-date: %s\r\n"
-                  "x-amz-content-sha256: UNSIGNED-PAYLOAD\r\n"
-                  "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s/%s/s3/"
-                  "aws4_request, SignedHeaders=host;x-amz-content-sha256;"
-                  "x-amz-date, Signature=%s\r\n",
-                  host, sig_cache.amz, opt.ak, sig_cache.day, opt.region, sig);
+  return s3sign_lines(out, cap, opt.ak, opt.sk, opt.region, method, path, "",
+                      host, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ */

@@ -19,6 +19,15 @@
 
 #define GC_BATCH 256
 
+/* Pause between two of gc's write transactions.  A writer of another
+ * process waits for the cross-process write lock by polling it (catalog.c,
+ * writer_lock: at most ~1.3 ms between tries); a gc that takes the lock
+ * back at once after each batch would find it free every time, and every
+ * PUT and DELETE of s3d or fusefs would wait for the whole gc (seconds to
+ * tens of seconds, measured by bench/soak.sh).  Each pause lets the
+ * waiters in: they then wait for one batch at most. */
+#define GC_YIELD_US 10000
+
 static int64_t one_int(conn *c, const char *sql, int *rc) {
   sqlite3_stmt *st;
   int64_t v = 0;
@@ -182,6 +191,7 @@ int store_gc(store *s, store_progress_fn fn, void *arg, store_gc_report *out) {
     rc = store__write_txn_freeing(s, gc_batch_fn, &g);
     if (fn && fn(arg, "chunks", rep.chunks_deleted, 0)) break;
     if (g.deleted_rows < GC_BATCH) break;
+    usleep(GC_YIELD_US);
   }
   /* Files with no row at all. */
   if (!rc) {
@@ -196,6 +206,7 @@ int store_gc(store *s, store_progress_fn fn, void *arg, store_gc_report *out) {
         struct orphan_del d = {.w = &w, .from = i,
                                .to = i + GC_BATCH < w.n ? i + GC_BATCH : w.n,
                                .rep = &rep};
+        if (i) usleep(GC_YIELD_US);
         rc = store__write_txn_freeing(s, orphan_del_fn, &d);
         if (fn && fn(arg, "orphans", d.to, w.n)) break;
       }
