@@ -1004,7 +1004,9 @@ static void fh_free(struct fh *fh) {
 }
 
 static void open_existing(fuse_req_t req, fuse_ino_t parent, const char *name,
-                          struct fuse_file_info *fi);
+                          mode_t mode, struct fuse_file_info *fi, int tries);
+static void create_try(fuse_req_t req, fuse_ino_t parent, const char *name,
+                       mode_t mode, struct fuse_file_info *fi, int tries);
 
 /* Inos of files created here before they are in the catalog: random,
  * with bit 62 set, so they never meet the catalog's own (row ids) nor the
@@ -1026,6 +1028,13 @@ static uint64_t pending_ino(void) {
  * mount, like any write not yet closed or fsynced. */
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                       mode_t mode, struct fuse_file_info *fi) {
+  create_try(req, parent, name, mode, fi, 3);
+}
+
+/* create, or open what another process created meanwhile; if that goes
+ * before we open it, create again (at most `tries` rounds). */
+static void create_try(fuse_req_t req, fuse_ino_t parent, const char *name,
+                       mode_t mode, struct fuse_file_info *fi, int tries) {
   struct nkey pk;
   char key[STORE_KEY_MAX + 2];
   struct stat pst;
@@ -1039,7 +1048,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
   }
   if (e == EEXIST && !(fi->flags & O_EXCL)) {
     ns_unlock();
-    return open_existing(req, parent, name, fi); /* lost a race: open it */
+    return open_existing(req, parent, name, mode, fi, tries); /* exists */
   }
   if (e == EISDIR && (fi->flags & O_EXCL)) e = EEXIST;
   if (e) {
@@ -1061,7 +1070,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     /* an S3 PUT of this key got in since resolve(): open that */
     store_writer_abort(w);
     ns_unlock();
-    return open_existing(req, parent, name, fi);
+    return open_existing(req, parent, name, mode, fi, tries);
   }
   if (rc) {
     store_writer_abort(w);
@@ -1591,6 +1600,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
      * that only pins the old version is rebased on the new one. */
     store_object_info info;
     e = head(k.bucket, k.key, &info);
+    /* Deleted elsewhere while the kernel still had the name: ESTALE makes
+     * the kernel redo the path walk with a real lookup (LOOKUP_REVAL),
+     * after which open() fails with ENOENT -- or, with O_CREAT (which
+     * FUSE does not pass to OPEN), creates the file as POSIX says. */
+    if (e == ENOENT) e = ESTALE;
     if (!e) {
       struct stat cur;
       stat_object(&info, k.kind, k.ino, &cur);
@@ -1657,11 +1671,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 /* create() lost a race with another creator: open what is there. */
 static void open_existing(fuse_req_t req, fuse_ino_t parent, const char *name,
-                          struct fuse_file_info *fi) {
+                          mode_t mode, struct fuse_file_info *fi, int tries) {
   struct nkey pk;
   node_snapshot(node_of(parent), &pk);
   struct child c;
   int e = resolve(&pk, name, &c);
+  if (e == ENOENT && tries > 1) /* deleted since create() saw it */
+    return create_try(req, parent, name, mode, fi, tries - 1);
   if (!e && c.kind == NODE_DIR) e = EISDIR;
   if (e) return (void)fuse_reply_err(req, e);
   struct node *n = node_ref(c.bucket, c.key, c.kind, c.ino);
