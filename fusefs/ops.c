@@ -1942,19 +1942,55 @@ static int key_exists(const char *bucket, const char *key) {
 
 /* Load the next page of the listing into d->ents. */
 struct pending_scan {
-  struct dirh *d;
-  size_t *cap;
-  const char *dir;
-  size_t dl;
+  size_t dl;     /* length of the directory's prefix */
+  char **names;  /* pending direct children (malloc'd) */
+  uint64_t *inos;
+  size_t n, cap;
   int e;
 };
 
+/* Under the table lock: note the pending direct children (no SQL here). */
 static void pending_dent_cb(struct node *n, void *arg) {
   struct pending_scan *ps = arg;
   if (ps->e || n->kind != NODE_FILE || !is_pending(n)) return;
   const char *name = n->key + ps->dl;
   if (!*name || strchr(name, '/')) return; /* not a direct child */
-  ps->e = dent_push(ps->d, ps->cap, name, strlen(name), S_IFREG, n->ino);
+  if (ps->n == ps->cap) {
+    size_t cap = ps->cap ? ps->cap * 2 : 16;
+    char **nn = realloc(ps->names, cap * sizeof *nn);
+    if (nn) ps->names = nn;
+    uint64_t *ni = nn ? realloc(ps->inos, cap * sizeof *ni) : NULL;
+    if (ni) ps->inos = ni;
+    if (!nn || !ni) {
+      ps->e = ENOMEM;
+      return;
+    }
+    ps->cap = cap;
+  }
+  if (!(ps->names[ps->n] = strdup(name))) {
+    ps->e = ENOMEM;
+    return;
+  }
+  ps->inos[ps->n++] = n->ino;
+}
+
+/* The last page of a listing: add the files created here and not committed
+ * yet, unless the catalog has them by now (then the listing showed them). */
+static int dirh_add_pending(struct dirh *d, size_t *cap) {
+  struct pending_scan ps = {.dl = strlen(d->k.key)};
+  nodes_foreach(d->k.bucket, d->k.key, pending_dent_cb, &ps);
+  int e = ps.e;
+  char key[2 * STORE_KEY_MAX + 8];
+  for (size_t i = 0; i < ps.n; i++) {
+    snprintf(key, sizeof key, "%s%s", d->k.key, ps.names[i]);
+    if (!e && !key_exists(d->k.bucket, key))
+      e = dent_push(d, cap, ps.names[i], strlen(ps.names[i]), S_IFREG,
+                    ps.inos[i]);
+    free(ps.names[i]);
+  }
+  free(ps.names);
+  free(ps.inos);
+  return e;
 }
 
 static int dirh_load(struct dirh *d) {
@@ -2034,12 +2070,7 @@ static int dirh_load(struct dirh *d) {
       if (!d->marker) e = ENOMEM;
     } else {
       d->eof = 1;
-      if (any_pending()) { /* files created here, not committed yet */
-        struct pending_scan ps = {.d = d, .cap = &cap, .dir = dk,
-                                  .dl = strlen(dk)};
-        nodes_foreach(d->k.bucket, dk, pending_dent_cb, &ps);
-        e = ps.e;
-      }
+      if (any_pending()) e = dirh_add_pending(d, &cap);
     }
   }
   store_list_result_free(&r);
