@@ -27,7 +27,9 @@ again).  Then every writer is stopped and joined and the round is checked:
     its keys either as they were or exactly as the operation would have
     made them -- never a mix, never a wrong size.  A write through the
     mount may also leave the file empty (its create/O_TRUNC is a step a
-    POSIX filesystem makes visible); a rename moves both names or neither;
+    POSIX filesystem makes visible) or holding what was written before a
+    failed write() (the close after it commits); a rename moves both names
+    or neither;
   - no object, no multipart upload exists that nobody made;
   - `storectl gc` with nothing in flight, then `storectl fsck` is clean,
     every chunk file is referenced by the catalog and every referenced
