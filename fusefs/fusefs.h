@@ -52,6 +52,7 @@ struct fs {
   uint64_t feed_seq;   /* change feed position at mount */
   unsigned readahead_kb; /* kernel readahead for the mount (0: leave it) */
   char bdi[32];        /* "MAJ:MIN" of the mount, for /sys/class/bdi */
+  char mnt[4096];      /* the mountpoint, absolute */
   /* Serialises directory renames (exclusive) against every other
    * namespace or data change (shared): a directory rename re-keys nodes
    * and must not race with a writer committing under the old key. */
@@ -65,6 +66,10 @@ void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * processing lowers the readahead to what we replied): called by the
  * first requests that follow INIT. */
 void fs_readahead_once(void);
+void fs_mount_dev(const char *mnt, char *out, size_t cap);
+/* watchdog.c: end the process even when SIGKILL cannot (see there). */
+void watchdog_start(void);
+void watchdog_stop(void);
 
 /* ------------------------------------------------------------------ */
 /* errmap.c                                                            */

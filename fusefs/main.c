@@ -359,9 +359,11 @@ static int parse_args(int argc, char **argv, struct settings *set) {
   return -1;
 }
 
-/* The "MAJ:MIN" of the mount at `mnt` (absolute), from mountinfo: the
- * last mount there is ours.  Reads no file of the mount itself. */
-static void find_bdi(const char *mnt) {
+/* The "MAJ:MIN" of the last mount at `mnt` (absolute) into out ("" if
+ * none), from mountinfo: touches no file of the mount itself, so it works
+ * on a mount whose daemon is dead or stuck. */
+void fs_mount_dev(const char *mnt, char *out, size_t cap) {
+  out[0] = '\0';
   FILE *f = fopen("/proc/self/mountinfo", "re");
   if (!f) return;
   char line[8192];
@@ -385,7 +387,7 @@ static void find_bdi(const char *mnt) {
       }
     }
     path[o] = '\0';
-    if (!strcmp(path, mnt)) snprintf(FS->bdi, sizeof FS->bdi, "%s", tok[2]);
+    if (!strcmp(path, mnt)) snprintf(out, cap, "%s", tok[2]);
   }
   fclose(f);
 }
@@ -531,7 +533,8 @@ int main(int argc, char **argv) {
     free(mnt);
     return rc;
   }
-  find_bdi(mnt);
+  fs_mount_dev(mnt, FS->bdi, sizeof FS->bdi);
+  snprintf(FS->mnt, sizeof FS->mnt, "%s", mnt);
   fuse_daemonize(FS->foreground);
   if (!FS->st) {
     rc = open_store(&set, &FS->st);
@@ -545,6 +548,7 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  watchdog_start(); /* after fuse_daemonize: a child of the final process */
   if (invalidate_start() != 0) fs_log("cannot start the change poller");
 
   if (set.single_thread) {
@@ -558,6 +562,7 @@ int main(int argc, char **argv) {
     fuse_loop_cfg_destroy(lc);
   }
   invalidate_stop();
+  watchdog_stop();
   fuse_session_unmount(FS->se);
   fuse_remove_signal_handlers(FS->se);
   fuse_session_destroy(FS->se); /* runs destroy: commits pending writers */

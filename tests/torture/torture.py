@@ -842,12 +842,20 @@ class Tally:
         print("# FAIL in round %s: %s: %s" % (rnd, name, str(text)[:400]), flush=True)
 
     def report(self, R):
+        # TORTURE_KNOWN=a,b: checks of open bugs that fail only sometimes
+        # (races): reported "ok NAME # known ..." either way, with the count.
+        known = set(filter(None, os.environ.get("TORTURE_KNOWN", "").split(",")))
         for name in self.ORDER:
             f = self.fails.get(name)
             note = self.notes.get(name, "")
             if not note:
                 note = ("%d checked" % self.counts[name] if self.counts.get(name)
                         else "nothing to check")
+            if name in known:
+                R.ok(name, "known bug (TORTURE_KNOWN): %s" % (
+                    "%d failures this run, e.g. %s" % (len(f), f[0][:200]) if f
+                    else "no failure this run"))
+                continue
             R.check(name, not f, "%d: %s" % (len(f), " ; ".join(f[:4])) if f else "",
                     note=note)
 
