@@ -1,8 +1,9 @@
 """soak.py BUILD_DIR TMPDIR -- the soak of s3d and fusefs on one store.
 
 Starts a store, s3d (127.0.0.1, a free port) and a fusefs mount of the
-whole store (tests/faults/fcommon.py: Build, S3d, Fuse), runs three short
-deterministic probes of the open fusefs bugs, then BUILD_DIR/bench/s3_soak
+whole store (tests/faults/fcommon.py: Build, S3d, Fuse), runs four short
+deterministic probes of open bugs (fusefs, and gc vs. a GET), then
+BUILD_DIR/bench/s3_soak
 (many S3 connections and mount workers on shared keys, every byte checked,
 then a verification pass), then stops both daemons, runs `storectl fsck`
 and judges everything from s3_soak's JSON report.
