@@ -526,6 +526,27 @@ static bool size_legal(int ki, uint64_t size, double r0, double r1) {
   return ok;
 }
 
+/* A size that no legal generation has, explained by the mount's edit bug:
+ * a legal generation written by the mount is shorter, and some write of
+ * the key had exactly this size (the object the mount write was laid
+ * over). */
+static bool edit_base_explains(int ki, uint64_t size, double r0, double r1) {
+  key *k = &keys[ki];
+  bool shorter_mount = false, had = false;
+  pthread_mutex_lock(&k->mu);
+  double X = superseded_before(k, r0);
+  for (uint32_t i = k->nops; i-- > 0;) {
+    const kop *o = &k->ops[i];
+    if (o->kind != K_PUT) continue;
+    geninfo *gi = ginfo(o->gen);
+    if (gi->size == size) had = true;
+    if ((gi->origin == 2 || gi->origin == 3) && gi->size < size && op_legal(o, r1, X))
+      shorter_mount = true;
+  }
+  pthread_mutex_unlock(&k->mu);
+  return had && shorter_mount;
+}
+
 /* The size of the latest op that wrote ki (a hint for ranged GETs). */
 static uint64_t size_hint(int ki) {
   key *k = &keys[ki];
@@ -584,7 +605,8 @@ static const char *op_id[O__N] = {
 /* Fault kinds.  Server faults must be 0; F_503 is documented overload. */
 enum {
   F_5XX, F_503, F_RESET, F_4XX, F_BYTES, F_TORN, F_STALE, F_SIZE, F_ETAG,
-  F_LIST, F_ERRNO, F_HANG, F_GC, F_MOUNT_TORN, F_EDIT_BASE, F_CREATE_ENOENT, F__N
+  F_LIST, F_ERRNO, F_HANG, F_GC, F_MOUNT_TORN, F_EDIT_BASE, F_CREATE_ENOENT,
+  F_CUT, F__N
 };
 static const char *fault_id[F__N] = {
   "http_5xx", "http_503", "connection_reset", "unexpected_4xx", "wrong_bytes",
@@ -598,8 +620,9 @@ static const char *fault_id[F__N] = {
                                     the bytes of another (the edit applied
                                     to the version current at the first
                                     write, not the one opened) */
-  "mount_create_enoent"};        /* open(O_CREAT) of a name deleted by
+  "mount_create_enoent",         /* open(O_CREAT) of a name deleted by
                                     another process gave ENOENT */
+  "get_cut_off"};                /* a GET's body ended early (200 sent) */
 enum { D_S3, D_FS, D_VERIFY, D__N };
 static const char *door_id[D__N] = {"s3", "mount", "verify"};
 
@@ -983,15 +1006,17 @@ static int classify_tear(const vstate *v, uint64_t at, const uint8_t *piece,
    * names another generation of the same key, and the bytes from `at` to
    * the end of that block are that generation's. */
   uint64_t other = 0;
-  for (uint64_t b = at / BLK * BLK; b <= at + BLK; b += BLK) {
+  for (uint64_t b = at / BLK * BLK; b <= at + BLK && !other; b += BLK) {
     uint64_t g, size;
     uint32_t blk;
     if (b < poff || b + STAMP > poff + npiece) continue;
-    size_t upto = (size_t)(b + BLK - at);
-    if (upto > ntail) upto = ntail;
-    if (parse_stamp(piece + (b - poff), &g, &size, &blk) && blk == b / BLK &&
-        g != v->gen && ginfo(g) && ginfo(g)->key == (uint32_t)v->ki &&
-        gen_cmp(g, size, at, tail, upto) < 0)
+    if (!parse_stamp(piece + (b - poff), &g, &size, &blk) || blk != b / BLK) break;
+    if (g == v->gen) continue; /* at's block began as ours: try the next */
+    uint64_t from = at > b ? at : b;
+    size_t upto = (size_t)(b + BLK - from);
+    if (from - at + upto > ntail) upto = ntail - (size_t)(from - at);
+    if (ginfo(g) && ginfo(g)->key == (uint32_t)v->ki &&
+        gen_cmp(g, size, from, tail + (from - at), upto) < 0)
       other = g;
     break;
   }
@@ -1112,8 +1137,14 @@ static bool v_end(vstate *v, double r0, double r1, const char *etag) {
     char d[300];
     describe_size(v->ki, v->total, d, sizeof d);
     /* Every byte is the generation's, the size is not: through the mount,
-     * the kernel's size of another version (or a read cut short). */
-    fault(v->door, k->cls, v->via_mount ? F_MOUNT_TORN : F_TORN,
+     * the kernel's size of another version (or a read cut short); over
+     * S3, a mount write shorter than the object it was laid over. */
+    geninfo *gi = ginfo(v->gen);
+    int kind = v->via_mount ? F_MOUNT_TORN
+               : gi && (gi->origin == 2 || gi->origin == 3) && v->total > v->gsize
+                   ? F_EDIT_BASE
+                   : F_TORN;
+    fault(v->door, k->cls, kind,
           "%s %s: size %" PRIu64 " but the bytes are"
           " generation %" PRIu64 " of %" PRIu64 " bytes (%s%s)", v->what, k->name,
           v->total, v->gen, v->gsize, d[0] ? "" : "no write had that size", d);
@@ -1513,7 +1544,7 @@ static int s3_get(worker *w, int ki, bool range, int door, int *out_what,
     ssize_t n = hc_read(&w->c, w->io, left < IOBUF ? (size_t)left : IOBUF);
     if (n <= 0) {
       e = n == 0 ? ECONNRESET : errno;
-      fault(door, k->cls, F_RESET, "GET %s: body cut off after %" PRIu64 " of %"
+      fault(door, k->cls, F_CUT, "GET %s: body cut off after %" PRIu64 " of %"
             PRId64 " bytes: %s", k->name, (uint64_t)r.clen - left, r.clen, strerror(e));
       hc_close(&w->c);
       account(&w->st, op, 2, (uint64_t)r.clen - left, t0);
@@ -1572,7 +1603,8 @@ static void s3_head(worker *w, int ki) {
   if (r.hdr_clen < 0 || !size_legal(ki, size, t0, r1)) {
     char d[300];
     describe_size(ki, size, d, sizeof d);
-    fault(D_S3, k->cls, F_SIZE, "HEAD %s: Content-Length %" PRIu64 " is the size"
+    fault(D_S3, k->cls, r.hdr_clen >= 0 && edit_base_explains(ki, size, t0, r1) ? F_EDIT_BASE : F_SIZE,
+          "HEAD %s: Content-Length %" PRIu64 " is the size"
           " of no legal generation (%s)", k->name, size, d[0] ? d : "of none at all");
     account(&w->st, O_HEAD, 2, 0, t0);
     return;
@@ -1681,7 +1713,9 @@ static int s3_list(worker *w, const char *prefix, bool delim, int maxkeys, int d
       } else if (keys[ki].cls != C_T && !size_legal(ki, le.size, r0, r1)) {
         char d[300];
         describe_size(ki, le.size, d, sizeof d);
-        fault(door, keys[ki].cls, F_LIST, "LIST %s: %s listed with %" PRIu64
+        fault(door, keys[ki].cls,
+              edit_base_explains(ki, le.size, r0, r1) ? F_EDIT_BASE : F_LIST,
+              "LIST %s: %s listed with %" PRIu64
               " bytes, the size of no legal generation (%s)", prefix, le.key,
               le.size, d[0] ? d : "none has it");
       }

@@ -3,7 +3,7 @@
 #
 # The same harness as the CI short form (tests/soak/run.sh: soak.py and
 # bench/s3_soak), with long-form settings: by default 10 minutes of 48 S3
-# connections and 8 mount workers on a key space of ~1200 keys, objects up
+# connections and 8 mount workers on a key space of 960 keys, objects up
 # to 32 MiB (multipart included), `storectl gc` every 60 s, memory sampled
 # every 5 s; then the verification pass, clean shutdown and fsck.  Prints
 # every check and s3_soak's whole report (requests per op, faults by kind,

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run.sh BUILD_DIR -- the short soak of s3d and fusefs on one store (CI).
 #
-# soak.py starts a store, s3d on 127.0.0.1 and a fusefs mount, runs three
-# deterministic probes of open fusefs bugs, then BUILD_DIR/bench/s3_soak:
+# soak.py starts a store, s3d on 127.0.0.1 and a fusefs mount, runs four
+# deterministic probes of open bugs (fusefs; gc vs. a GET), then
+# BUILD_DIR/bench/s3_soak:
 # SOAK_SECONDS (default 40) of many S3 connections and mount workers on
 # shared keys with every byte checked, a verification pass over both doors,
 # memory bounds, clean shutdown and `storectl fsck`.  bench/soak.sh is the
@@ -72,7 +73,14 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-trap 'cat "$T/out" 2>/dev/null; echo "FAIL interrupted"; exit 130' INT TERM
+interrupted() {
+  cat "$T/out" 2>/dev/null
+  echo "FAIL interrupted"
+  echo "$(grep -c '^ok ' "$T/out" 2>/dev/null) passed," \
+       "$(( $(grep -c '^FAIL ' "$T/out" 2>/dev/null) + 1 )) failed"
+  exit 130
+}
+trap interrupted INT TERM
 
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$T" LANG=C.UTF-8 \
     TMPDIR="$T" FAULT_PIDS="$T/pids" PYTHONDONTWRITEBYTECODE=1 \
