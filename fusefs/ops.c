@@ -761,9 +761,15 @@ static int node_stat(struct node *n, struct stat *st) {
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi) {
   fs_readahead_once();
-  (void)fi;
   struct stat st;
   int e = node_stat(node_of(ino), &st);
+  /* Gone (deleted by another process) while the kernel still had the
+   * name: ESTALE makes the kernel redo the walk with a real lookup (a
+   * stat then says ENOENT, an open(O_CREAT) creates), where ENOENT here
+   * would fail the open(O_CREAT) on its permission check.  Not for an
+   * open file's own getattr (fi set: fstat, a read's size check), which
+   * no retry follows. */
+  if (e == ENOENT && !fi) e = ESTALE;
   if (e) return (void)fuse_reply_err(req, e);
   fuse_reply_attr(req, &st, FS->attr_timeout);
 }
@@ -960,6 +966,13 @@ static int new_entry_prepare(fuse_req_t req, fuse_ino_t parent,
   if (pk->is_store_root) return dir ? 0 : EPERM; /* files need a bucket */
   int e = pathmap_child_key(pk->key, name, dir, key, STORE_KEY_MAX + 2);
   if (!e) e = parent_stat(pn, pk, pst);
+  /* An implicit directory whose last key was deleted over S3 is gone from
+   * the catalog but still open or cached here: a new entry in it brings
+   * the prefix back, as a PUT of such a key over S3 would. */
+  if (e == ENOENT && pk->key[0]) {
+    stat_dir_default(pst, pk->ino, now_ns());
+    e = 0;
+  }
   return e;
 }
 

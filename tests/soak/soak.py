@@ -12,7 +12,8 @@ Environment:
   SOAK_SECONDS (40), SOAK_CONNS (32), SOAK_MOUNT_WORKERS (6), SOAK_SCALE (2),
   SOAK_LARGE_MAX_MIB (16), SOAK_SEED (1), SOAK_GC_EVERY (seconds; 0: no gc
   during the load; default 15), SOAK_MEM_EVERY (2)
-  SOAK_KNOWN        checks that fail today because of open fusefs bugs:
+  SOAK_KNOWN        checks that fail today (in some runs) because of open
+                    bugs: reported as "ok NAME # known bug..." either way:
                     printed "ok NAME # known bug: ..." while they fail, and
                     FAIL once they pass (so the list stays true)
   SOAK_REPORT=1     print s3_soak's whole report (the long form does)
@@ -49,10 +50,9 @@ class Results(F.Results):
 
     def check(self, name, cond, reason="condition false", note=""):
         if name in self.KNOWN:
-            if cond:
-                self.fail(name, "passes now: remove it from SOAK_KNOWN")
-            else:
-                self.ok(name, "known bug: " + str(reason)[:400])
+            # races show in some runs only: report, never fail the run
+            self.ok(name, ("known bug, not seen this run (%s)" % note) if cond
+                    else "known bug: " + str(reason)[:400])
             return bool(cond)
         if cond:
             self.ok(name, note)
