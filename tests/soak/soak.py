@@ -13,9 +13,7 @@ Environment:
   SOAK_LARGE_MAX_MIB (16), SOAK_SEED (1), SOAK_GC_EVERY (seconds; 0: no gc
   during the load; default 15), SOAK_MEM_EVERY (2)
   SOAK_KNOWN        checks that fail today (in some runs) because of open
-                    bugs: reported as "ok NAME # known bug..." either way:
-                    printed "ok NAME # known bug: ..." while they fail, and
-                    FAIL once they pass (so the list stays true)
+                    bugs: reported as "ok NAME # known bug..." either way
   SOAK_REPORT=1     print s3_soak's whole report (the long form does)
   SOAK_RSS_{GROWTH,PEAK,LATE}_{S3D,FUSEFS}   memory bounds in MiB
                     (see check_memory and bench/soak_README.md)
