@@ -950,11 +950,11 @@ static int parent_stat(struct node *n, const struct nkey *k, struct stat *st) {
 }
 
 /* Common checks for a new entry `name` in directory node `parent`, and
- * the key it gets.  Existence is not looked up again: the kernel looked
- * the name up just before (we never let it cache a negative entry), and
- * the object is put with if-none-match, which settles races on the same
- * key.  (A race between "a" and "a/" created at once by two processes
- * ends in the documented conflict view, nothing is lost.) */
+ * the key it gets.  Existence is the caller's: mkdir, symlink and mknod
+ * put with if-none-match, which settles races on the same key; create
+ * resolves the name itself (its file is committed only at close).  (A
+ * race between "a" and "a/" created at once by two processes ends in the
+ * documented conflict view, nothing is lost.) */
 static int new_entry_prepare(fuse_req_t req, fuse_ino_t parent,
                              const char *name, int dir, struct nkey *pk,
                              char *key, struct stat *pst) {

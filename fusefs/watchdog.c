@@ -76,8 +76,10 @@ static void child(pid_t parent, const char *abort_path) {
   if (prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0) _exit(0);
   /* Hold nothing of fusefs: not /dev/fuse (or the connection could never
    * close), not the catalog. */
-  long maxfd = sysconf(_SC_OPEN_MAX);
-  for (long fd = 3; fd < (maxfd > 0 ? maxfd : 1024); fd++) close((int)fd);
+  if (close_range(3, ~0U, 0) != 0) {
+    long maxfd = sysconf(_SC_OPEN_MAX);
+    for (long fd = 3; fd < (maxfd > 0 ? maxfd : 1024); fd++) close((int)fd);
+  }
   if (getppid() == parent) {
     int sig;
     sigwait(&set, &sig);
